@@ -1,0 +1,1 @@
+"""What every service shares: settings, errors, images, HTTP edge, logging, metrics."""

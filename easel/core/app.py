@@ -1,0 +1,48 @@
+"""The frame every service app is built on: errors, request edge, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
+from easel.core.errors import install_error_handlers
+from easel.core.metrics import HttpMetrics, install_metrics
+from easel.core.middleware import BodyLimitMiddleware, RequestEdgeMiddleware
+from easel.core.openapi import with_extra_schemas
+from easel.core.settings import Settings
+
+
+class Lifespan(Protocol):
+    def __call__(self, app: FastAPI) -> AbstractAsyncContextManager[Any]: ...
+
+
+def create_service_app(
+    settings: Settings,
+    *,
+    service: str,
+    description: str,
+    lifespan: Lifespan,
+    routers: Sequence[APIRouter],
+    body_models: Sequence[type[BaseModel]] = (),
+) -> FastAPI:
+    app = FastAPI(
+        title=f"{settings.api_title} {service}",
+        description=description,
+        version=settings.version,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    metrics = HttpMetrics(service)
+    install_metrics(app, metrics)
+    for router in routers:
+        app.include_router(router)
+    if body_models:
+        app.openapi = with_extra_schemas(app, body_models)  # type: ignore[method-assign]
+    # Last added runs first: the edge sees every request, including rejected bodies.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestEdgeMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,72 @@
+"""Request bodies as JSON or multipart form, validated by one pydantic model.
+
+Image fields arrive as base64 strings in JSON, or as uploaded files (bytes) in a form.
+Form values other than files are strings; pydantic's lax mode coerces them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from easel.core.errors import InvalidInput, UnsupportedMediaType, validation_details
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def read_fields(request: Request, *, max_file_bytes: int) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type in ("application/json", ""):
+        raw = await request.body()
+        try:
+            data = json.loads(raw or b"null")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"body is not valid JSON: {exc.msg} at position {exc.pos}",
+                details=[{"field": "body", "message": "invalid JSON"}],
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidInput.field("body", "expected a JSON object")
+        return data
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        # Files beyond the image byte limit are refused by the codec when decoded; the
+        # multipart parser spools large ones to disk rather than memory.
+        form = await request.form(max_part_size=max_file_bytes)
+        fields: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                fields[key] = await value.read()
+            else:
+                fields[key] = _parse_form_value(value)
+        return fields
+    raise UnsupportedMediaType(
+        f"unsupported content type {content_type!r}; send application/json or multipart/form-data"
+    )
+
+
+def _parse_form_value(value: str) -> Any:
+    # Lists and objects (points, box, refine) come as JSON text inside a form field.
+    stripped = value.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def validate_fields(model: type[ModelT], fields: dict[str, Any]) -> ModelT:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        details = validation_details(exc.errors())
+        message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        raise InvalidInput(message, details=details) from exc
+
+
+async def parse_body(request: Request, model: type[ModelT], *, max_file_bytes: int) -> ModelT:
+    return validate_fields(model, await read_fields(request, max_file_bytes=max_file_bytes))

@@ -1,0 +1,29 @@
+"""One typed container of shared objects per app, set by its lifespan, read by routes.
+
+Routes declare `Annotated[MyContainer, Depends(container_of(MyContainer))]` instead of
+reaching into untyped `app.state` attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import FastAPI, Request
+
+T = TypeVar("T")
+
+
+def install_container(app: FastAPI, container: object) -> None:
+    app.state.container = container
+
+
+def container_of(kind: type[T]) -> Callable[[Request], T]:
+    def get(request: Request) -> T:
+        container = getattr(request.app.state, "container", None)
+        if not isinstance(container, kind):
+            raise RuntimeError(f"{kind.__name__} missing: the app's lifespan did not run")
+        return container
+
+    get.__name__ = f"get_{kind.__name__}"
+    return get

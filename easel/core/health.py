@@ -1,0 +1,23 @@
+"""The health vocabulary shared by services and the gateway."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class ServiceHealth(BaseModel):
+    """What every service answers on `GET /api/health`."""
+
+    status: HealthStatus
+    service: str
+    version: str
+    detail: dict[str, Any] = Field(default_factory=dict)

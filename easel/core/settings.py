@@ -1,0 +1,176 @@
+"""All configuration, read from the environment and an optional `.env` file.
+
+Every value has a documented default (see README, "Settings"). New names carry the
+`EASEL_` prefix; the names of the first deployments keep working through aliases.
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES = ("generation", "segmentation", "image_utils", "job_manager")
+
+
+class HealthMode(StrEnum):
+    """How the gateway learns a service's health."""
+
+    ACTIVE = "active"  # probe GET /api/health
+    PASSIVE = "passive"  # infer from recent real traffic; never wakes a scaled-to-zero service
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    return AliasChoices(f"EASEL_{name}", *legacy)
+
+
+class ServiceEndpoint:
+    """Where and how the gateway reaches one service (a view over Settings)."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str | None,
+        health_mode: HealthMode,
+        timeout: float,
+    ) -> None:
+        self.name = name
+        self.url = url.rstrip("/") if url else None
+        self.health_mode = health_mode
+        self.timeout = timeout
+
+    @property
+    def in_process(self) -> bool:
+        return self.url is None
+
+
+class Settings(BaseSettings):
+    """easel's settings. Field docs are the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EASEL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- identity -------------------------------------------------------------------
+    api_title: str = Field("easel", validation_alias=_env("API_TITLE", "API_TITLE"))
+    api_version: str = Field("", validation_alias=_env("API_VERSION", "API_VERSION"))
+
+    # --- where things run ---------------------------------------------------------------
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST", "BACKEND_HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT", "BACKEND_PORT"))
+    generation_host: str = Field(
+        "127.0.0.1", validation_alias=_env("GENERATION_HOST", "GPU_SERVER_HOST")
+    )
+    generation_port: int = Field(
+        8001, ge=1, le=65535, validation_alias=_env("GENERATION_PORT", "GPU_SERVER_PORT")
+    )
+    data_dir: Path = Field(Path("data"), validation_alias=_env("DATA_DIR"))
+    models_path: Path = Field(Path("models"), validation_alias=_env("MODELS_PATH", "MODELS_PATH"))
+    workflows_path: Path = Field(
+        Path("workflows"), validation_alias=_env("WORKFLOWS_PATH", "WORKFLOWS_PATH")
+    )
+
+    # --- service URLs: unset means "run that service in-process" -------------------
+    generation_url: str | None = Field(
+        None,
+        validation_alias=_env("GENERATION_URL", "GENERATION_SERVICE_URL", "GPU_SERVICE_URL"),
+    )
+    segmentation_url: str | None = Field(
+        None, validation_alias=_env("SEGMENTATION_URL", "SEGMENTATION_SERVICE_URL")
+    )
+    image_utils_url: str | None = Field(
+        None, validation_alias=_env("IMAGE_UTILS_URL", "IMAGE_UTILS_SERVICE_URL")
+    )
+    job_manager_url: str | None = Field(
+        None, validation_alias=_env("JOB_MANAGER_URL", "JOB_MANAGER_SERVICE_URL")
+    )
+    comfyui_api_url: str = Field(
+        "http://localhost:8188", validation_alias=_env("COMFYUI_API_URL", "COMFYUI_API_URL")
+    )
+
+    # --- gateway -> service calls ----------------------------------------------------
+    request_timeout: float = Field(
+        300.0, gt=0, validation_alias=_env("REQUEST_TIMEOUT", "REQUEST_TIMEOUT")
+    )
+    connect_timeout: float = Field(5.0, gt=0, validation_alias=_env("CONNECT_TIMEOUT"))
+    generation_timeout: float | None = Field(None, gt=0)
+    segmentation_timeout: float | None = Field(None, gt=0)
+    image_utils_timeout: float | None = Field(None, gt=0)
+    job_manager_timeout: float | None = Field(None, gt=0)
+    max_connections: int = Field(200, ge=1, validation_alias=_env("MAX_CONNECTIONS"))
+
+    # --- health ------------------------------------------------------------------------
+    health_timeout: float = Field(2.0, gt=0, validation_alias=_env("HEALTH_TIMEOUT"))
+    passive_health_window: float = Field(
+        300.0, gt=0, validation_alias=_env("PASSIVE_HEALTH_WINDOW")
+    )
+    generation_health_mode: HealthMode = HealthMode.ACTIVE
+    segmentation_health_mode: HealthMode = HealthMode.ACTIVE
+    image_utils_health_mode: HealthMode = HealthMode.ACTIVE
+    job_manager_health_mode: HealthMode = HealthMode.ACTIVE
+
+    # --- HTTP edge -----------------------------------------------------------------------
+    cors_origins: list[str] = Field(default_factory=list, validation_alias=_env("CORS_ORIGINS"))
+    max_body_mb: float = Field(64.0, gt=0, validation_alias=_env("MAX_BODY_MB"))
+    frame_ancestors: str = Field("'none'", validation_alias=_env("FRAME_ANCESTORS"))
+
+    # --- images ------------------------------------------------------------------------
+    max_image_size_mb: float = Field(
+        20.0, gt=0, validation_alias=_env("MAX_IMAGE_SIZE_MB", "MAX_IMAGE_SIZE_MB")
+    )
+    max_image_pixels: int = Field(40_000_000, ge=1, validation_alias=_env("MAX_IMAGE_PIXELS"))
+    png_compress_level: int = Field(1, ge=0, le=9, validation_alias=_env("PNG_COMPRESS_LEVEL"))
+    default_quality: int = Field(90, ge=1, le=100, validation_alias=_env("DEFAULT_QUALITY"))
+
+    # --- logs ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias=_env("LOG_LEVEL", "LOG_LEVEL")
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("LOG_FORMAT", "LOG_FORMAT")
+    )
+
+    @property
+    def version(self) -> str:
+        from easel import __version__
+
+        return self.api_version or __version__
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_size_mb * 1024 * 1024)
+
+    def endpoint(self, name: str) -> ServiceEndpoint:
+        """The gateway's view of service `name` (one of SERVICE_NAMES)."""
+        if name not in SERVICE_NAMES:
+            raise KeyError(name)
+        timeout = getattr(self, f"{name}_timeout") or self.request_timeout
+        return ServiceEndpoint(
+            name=name,
+            url=getattr(self, f"{name}_url"),
+            health_mode=getattr(self, f"{name}_health_mode"),
+            timeout=timeout,
+        )
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad setting, for start-up (no traceback)."""
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "settings"
+        value = item.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        parts.append(f"{loc.upper()}: {item['msg']}{shown}")
+    return "invalid settings: " + "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Image utilities service: resize, crop, convert, extract-object, diff, canny, mask."""

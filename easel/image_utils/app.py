@@ -1,0 +1,137 @@
+"""The image-utils app: `create_app(settings)`; one route per op, built from a table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from easel.core.app import create_service_app
+from easel.core.body import parse_body
+from easel.core.container import container_of, install_container
+from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.images import ImageCodec
+from easel.core.openapi import json_or_form_body
+from easel.core.settings import Settings
+from easel.image_utils.schemas import (
+    BODY_MODELS,
+    CannyRequest,
+    ConvertRequest,
+    CropRequest,
+    DiffRequest,
+    DiffResult,
+    ExtractObjectRequest,
+    ImageResult,
+    MaskRequest,
+    ResizeRequest,
+)
+from easel.image_utils.service import ImageUtilsService
+
+SERVICE = "image_utils"
+
+
+@dataclass(frozen=True)
+class ImageUtilsContainer:
+    settings: Settings
+    service: ImageUtilsService
+
+
+Container = Annotated[ImageUtilsContainer, Depends(container_of(ImageUtilsContainer))]
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    body: type[BaseModel]
+    result: type[BaseModel]
+    run: Callable[[ImageUtilsService, Any], BaseModel]
+    summary: str
+    description: str
+
+
+OPS = (
+    Op("resize", ResizeRequest, ImageResult, ImageUtilsService.resize, "Resize an image",
+       "By `scale`, or to `width`/`height` with `fit` stretch, contain or cover."),
+    Op("crop", CropRequest, ImageResult, ImageUtilsService.crop, "Crop an image",
+       "Keep the box (`x`, `y`, `width`, `height`); it must lie inside the image."),
+    Op("convert", ConvertRequest, ImageResult, ImageUtilsService.convert, "Convert format",
+       "Re-encode as png, jpeg (alpha flattened onto white) or webp with `quality`."),
+    Op("extract-object", ExtractObjectRequest, ImageResult, ImageUtilsService.extract_object,
+       "Cut out an object", "The image with the mask as its alpha channel, optionally "
+       "cropped to the mask's bounding box plus `padding`."),
+    Op("diff", DiffRequest, DiffResult, ImageUtilsService.diff, "Compare two images",
+       "Mean absolute error of two same-size images and a heat-map of where they differ."),
+    Op("canny", CannyRequest, ImageResult, ImageUtilsService.canny, "Edge map",
+       "Canny edges of the image's luminance, white on black."),
+    Op("mask", MaskRequest, ImageResult, ImageUtilsService.mask, "Refine a mask",
+       "Threshold, fill holes, dilate, erode, feather and invert a mask, in that order."),
+)  # fmt: skip
+
+
+def _add_op_route(router: APIRouter, op: Op) -> None:
+    async def run_op(request: Request, container: Container) -> Any:
+        body = await parse_body(
+            request, op.body, max_file_bytes=container.settings.max_image_bytes
+        )
+        return await run_in_threadpool(op.run, container.service, body)
+
+    run_op.__name__ = op.name.replace("-", "_")
+    router.add_api_route(
+        f"/{op.name}",
+        run_op,
+        methods=["POST"],
+        response_model=op.result,
+        summary=op.summary,
+        description=op.description,
+        openapi_extra=json_or_form_body(op.body),
+    )
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/api/image-utils", tags=["image-utils"])
+    for op in OPS:
+        _add_op_route(router, op)
+    return router
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/api/health", response_model=ServiceHealth)
+async def health(container: Container) -> ServiceHealth:
+    """The image-utils service's own health; it has no dependencies, so it is healthy."""
+    return ServiceHealth(
+        status=HealthStatus.HEALTHY,
+        service=SERVICE,
+        version=container.settings.version,
+        detail={"ops": [op.name for op in OPS]},
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        codec = ImageCodec(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            png_compress_level=settings.png_compress_level,
+            default_quality=settings.default_quality,
+        )
+        install_container(
+            app, ImageUtilsContainer(settings=settings, service=ImageUtilsService(codec=codec))
+        )
+        yield
+
+    return create_service_app(
+        settings,
+        service=SERVICE,
+        description="Resize, crop, convert, cut out, compare, edge-detect and refine masks.",
+        lifespan=lifespan,
+        routers=[build_router(), health_router],
+        body_models=BODY_MODELS,
+    )
