@@ -53,9 +53,12 @@ class ImageCodec:
     def decode_mask(self, data: str | bytes, field: str) -> Image.Image:
         """A mask as single channel L: white (255) selects, black (0) leaves."""
         image = self.decode(data, field)
-        if image.mode == "RGBA" and image.getextrema()[3][0] < 255:
-            # A cut-out style mask: the selection is where it is opaque.
-            return image.getchannel("A")
+        if image.mode == "RGBA":
+            alpha = image.getchannel("A")
+            lowest, _ = alpha.getextrema()
+            if isinstance(lowest, int) and lowest < 255:
+                # A cut-out style mask: the selection is where it is opaque.
+                return alpha
         return image.convert("L")
 
     def _to_bytes(self, data: str | bytes, field: str) -> bytes:
@@ -116,9 +119,7 @@ class ImageCodec:
         )
 
     # ---- encoding ------------------------------------------------------------------------
-    def encode(
-        self, image: Image.Image, fmt: OutputFormat, quality: int | None = None
-    ) -> bytes:
+    def encode(self, image: Image.Image, fmt: OutputFormat, quality: int | None = None) -> bytes:
         quality = quality or self.default_quality
         buffer = io.BytesIO()
         if fmt is OutputFormat.PNG:

@@ -40,3 +40,5 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # Our edge middleware logs every request once; uvicorn's access log would say it twice.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every proxied request at INFO; the edge line already covers it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -34,7 +36,8 @@ class MaskRefine(BaseModel):
 def disk(radius: int) -> NDArray[np.uint8]:
     """The structuring element for a radius: every offset within `radius` (Euclidean)."""
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return (x * x + y * y <= radius * radius).astype(np.uint8)
+    inside: NDArray[np.uint8] = (x * x + y * y <= radius * radius).astype(np.uint8)
+    return inside
 
 
 def fill_holes(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -50,7 +53,7 @@ def fill_holes(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 
 def refine_mask(mask: NDArray[np.uint8], refine: MaskRefine) -> NDArray[np.uint8]:
-    out = mask
+    out: NDArray[Any] = mask
     if refine.threshold is not None:
         out = np.where(out >= refine.threshold, 255, 0).astype(np.uint8)
     if refine.fill_holes:

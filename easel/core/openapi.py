@@ -36,12 +36,8 @@ def with_extra_schemas(
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = base()
-        _, defs = models_json_schema(
-            [(m, "validation") for m in models], ref_template=REF
-        )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(
-            defs.get("$defs", {})
-        )
+        _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
         app.openapi_schema = schema
         return schema
 

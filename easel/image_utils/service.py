@@ -72,9 +72,7 @@ class ImageUtilsService:
     def extract_object(self, request: ExtractObjectRequest) -> ImageResult:
         image = self.codec.decode(request.image, "image")
         mask = self.codec.decode_mask(request.mask, "mask")
-        cutout = ops.extract_object(
-            image, mask, crop_to_mask=request.crop, padding=request.padding
-        )
+        cutout = ops.extract_object(image, mask, crop_to_mask=request.crop, padding=request.padding)
         return self._result(cutout, request)
 
     def diff(self, request: DiffRequest) -> DiffResult:

@@ -1,0 +1,1 @@
+"""The gateway: one public entry point routing to the services."""

@@ -1,0 +1,23 @@
+"""The gateway's shared objects, built by its lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+
+from easel.core.container import container_of
+from easel.core.settings import Settings
+from easel.gateway.health import HealthChecker
+from easel.gateway.upstream import Upstream
+
+
+@dataclass(frozen=True)
+class GatewayContainer:
+    settings: Settings
+    upstreams: dict[str, Upstream]
+    health: HealthChecker
+
+
+Gateway = Annotated[GatewayContainer, Depends(container_of(GatewayContainer))]

@@ -1,0 +1,160 @@
+"""Forward one request to its service, streaming both bodies; translate failures.
+
+Transport failures become SPEC errors here, at the seam: refused -> 503, timeout -> 504,
+broken or 5xx answer -> 502. A service's own deliberate 503/504 (with its JSON envelope,
+e.g. an overload answer carrying Retry-After) passes through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from easel.core.errors import BadGateway, EaselError, GatewayTimeout, ServiceUnavailable
+from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
+from easel.gateway.upstream import Upstream
+
+log = logging.getLogger("easel.gateway.proxy")
+
+# RFC 9110 7.6.1 hop-by-hop headers, plus those the client library sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED = HOP_BY_HOP | {"host"}
+_NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def _request_headers(request: Request) -> list[tuple[str, str]]:
+    listed = {
+        token.strip().lower()
+        for token in request.headers.get("connection", "").split(",")
+        if token.strip()
+    }
+    headers = [
+        (key, value)
+        for key, value in request.headers.items()
+        if key not in _NOT_FORWARDED and key not in listed
+    ]
+    client_host = request.client.host if request.client else ""
+    forwarded_for = request.headers.get("x-forwarded-for")
+    headers.append(
+        ("x-forwarded-for", f"{forwarded_for}, {client_host}" if forwarded_for else client_host)
+    )
+    headers.append(("x-forwarded-proto", request.url.scheme))
+    headers.append(("x-forwarded-host", request.headers.get("host", "")))
+    headers.append((REQUEST_ID_HEADER, current_request_id() or ""))
+    return headers
+
+
+def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [
+        (key, value)
+        for key, value in response.headers.multi_items()
+        if key.lower() not in _NOT_RETURNED
+    ]
+
+
+def translate_transport_error(service: str, exc: httpx.HTTPError) -> EaselError:
+    details = {"service": service, "reason": type(exc).__name__}
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return ServiceUnavailable(
+            f"the {service} service is unreachable", details=details, headers={"Retry-After": "5"}
+        )
+    if isinstance(exc, httpx.PoolTimeout):
+        return ServiceUnavailable(
+            f"too many requests in flight to the {service} service",
+            details=details,
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return GatewayTimeout(f"the {service} service did not answer in time", details=details)
+    return BadGateway(f"the {service} service broke off the exchange", details=details)
+
+
+def _is_easel_envelope(body: bytes) -> bool:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    body = b""
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) > _MAX_ERROR_BODY:
+            break
+    await response.aclose()
+    return body
+
+
+def _bad_gateway(service: str, status: int, body: bytes) -> BadGateway:
+    message = f"the {service} service failed (HTTP {status})"
+    if _is_easel_envelope(body):
+        message += ": " + str(json.loads(body)["error"].get("message", ""))
+    return BadGateway(message, details={"service": service, "upstream_status": status})
+
+
+async def _stream_body(upstream: Upstream, response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        # Headers are gone already: all we can do is cut the connection and say why.
+        upstream.record(ok=False, started=time.monotonic(), detail=repr(exc))
+        log.warning("%s broke off a response body: %r", upstream.name, exc)
+        raise
+
+
+async def forward(request: Request, upstream: Upstream) -> Response:
+    started = time.monotonic()
+    outgoing = upstream.client.build_request(
+        request.method,
+        request.url.path,
+        params=request.url.query or None,
+        headers=_request_headers(request),
+        content=request.stream() if request.method not in ("GET", "HEAD") else None,
+    )
+    try:
+        response = await upstream.client.send(outgoing, stream=True)
+    except httpx.HTTPError as exc:
+        upstream.record(ok=False, started=started, detail=repr(exc))
+        raise translate_transport_error(upstream.name, exc) from exc
+
+    if response.status_code >= 500:
+        body = await _read_capped(response)
+        upstream.record(ok=False, started=started, detail=f"HTTP {response.status_code}")
+        if response.status_code not in (503, 504) or not _is_easel_envelope(body):
+            raise _bad_gateway(upstream.name, response.status_code, body)
+        return Response(body, response.status_code, headers=dict(_response_headers(response)))
+
+    upstream.record(ok=True, started=started)
+    streamed = StreamingResponse(
+        _stream_body(upstream, response),
+        status_code=response.status_code,
+        background=BackgroundTask(response.aclose),
+    )
+    streamed.raw_headers = [
+        (key.lower().encode("latin-1"), value.encode("latin-1"))
+        for key, value in _response_headers(response)
+    ]
+    return streamed

@@ -1,0 +1,1 @@
+"""The gateway's own routes; everything else is forwarded by the routing table."""

@@ -1,0 +1,1 @@
+"""Test helpers: real server processes, generated images."""
