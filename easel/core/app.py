@@ -44,5 +44,5 @@ def create_service_app(
         app.openapi = with_extra_schemas(app, body_models)  # type: ignore[method-assign]
     # Last added runs first: the edge sees every request, including rejected bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestEdgeMiddleware, metrics=metrics)
+    app.add_middleware(RequestEdgeMiddleware, service=metrics.service, metrics=metrics)
     return app

@@ -52,8 +52,9 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestEdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, metrics: HttpMetrics | None = None) -> None:
         self.app = app
+        self.service = service
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,12 +99,14 @@ class RequestEdgeMiddleware:
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route, status, elapsed)
             access_log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %s %.1fms",
+                self.service,
                 scope["method"],
                 scope["path"],
                 status,
                 elapsed * 1000,
                 extra={
+                    "service": self.service,
                     "method": scope["method"],
                     "path": scope["path"],
                     "route": route,

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from easel.core.container import container_of, install_container
 from easel.core.errors import install_error_handlers
@@ -36,6 +37,17 @@ from easel.gateway.upstream import Upstream, build_client
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+class ProxyRoute(Route):
+    """A plain Starlette route (no FastAPI body handling: bodies stream through untouched)
+    that, like FastAPI's routes, names itself in the scope for logs and metrics."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
 def _proxy_endpoint(service: str) -> Callable[[Request], Awaitable[Response]]:
     get_container = container_of(GatewayContainer)
 
@@ -50,7 +62,7 @@ def _add_proxy_routes(app: FastAPI, specs: tuple[ServiceSpec, ...]) -> None:
     for entry in routing_table(specs):
         endpoint = _proxy_endpoint(entry.service)
         for path in (entry.prefix, entry.prefix + "/{rest:path}"):
-            app.router.routes.append(Route(path, endpoint, methods=PROXIED_METHODS))
+            app.router.routes.append(ProxyRoute(path, endpoint, methods=PROXIED_METHODS))
 
 
 def create_app(settings: Settings, *, services: tuple[ServiceSpec, ...] = SERVICES) -> FastAPI:
@@ -102,5 +114,5 @@ def create_app(settings: Settings, *, services: tuple[ServiceSpec, ...] = SERVIC
     app.add_middleware(
         SecurityHeadersMiddleware, headers=security_headers(settings.frame_ancestors)
     )
-    app.add_middleware(RequestEdgeMiddleware, metrics=metrics)
+    app.add_middleware(RequestEdgeMiddleware, service=metrics.service, metrics=metrics)
     return app
