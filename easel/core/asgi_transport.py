@@ -121,7 +121,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
             "root_path": "",
         }
         exchange = _Exchange(request)
-        task = asyncio.create_task(self.app(scope, exchange.receive, exchange.send))
+        task = asyncio.create_task(self._run(scope, exchange))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(exchange.finish)
@@ -135,6 +135,9 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
             headers=start.get("headers", []),
             stream=_ResponseStream(exchange, task),
         )
+
+    async def _run(self, scope: dict[str, Any], exchange: _Exchange) -> None:
+        await self.app(scope, exchange.receive, exchange.send)
 
     async def aclose(self) -> None:
         for task in list(self.tasks):

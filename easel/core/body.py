@@ -12,13 +12,19 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from easel.core.errors import InvalidInput, UnsupportedMediaType, validation_details
+from easel.core.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    validation_details,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def read_fields(request: Request, *, max_file_bytes: int) -> dict[str, Any]:
+async def read_fields(request: Request, *, max_field_bytes: int) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type in ("application/json", ""):
         raw = await request.body()
@@ -33,9 +39,17 @@ async def read_fields(request: Request, *, max_file_bytes: int) -> dict[str, Any
             raise InvalidInput.field("body", "expected a JSON object")
         return data
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        # Files beyond the image byte limit are refused by the codec when decoded; the
-        # multipart parser spools large ones to disk rather than memory.
-        form = await request.form(max_part_size=max_file_bytes)
+        # Text fields may carry an image as base64: the codec judges (and names) it, so
+        # the parser's own cap is only the body limit. Files spool to disk, not memory.
+        try:
+            form = await request.form(max_part_size=max_field_bytes)
+        except StarletteHTTPException as exc:
+            if "maximum size" not in str(exc.detail):
+                raise
+            raise PayloadTooLarge(
+                f"a form field is larger than the limit of {max_field_bytes} bytes",
+                details={"limit_bytes": max_field_bytes},
+            ) from exc
         fields: dict[str, Any] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -68,5 +82,5 @@ def validate_fields(model: type[ModelT], fields: dict[str, Any]) -> ModelT:
         raise InvalidInput(message, details=details) from exc
 
 
-async def parse_body(request: Request, model: type[ModelT], *, max_file_bytes: int) -> ModelT:
-    return validate_fields(model, await read_fields(request, max_file_bytes=max_file_bytes))
+async def parse_body(request: Request, model: type[ModelT], *, max_field_bytes: int) -> ModelT:
+    return validate_fields(model, await read_fields(request, max_field_bytes=max_field_bytes))

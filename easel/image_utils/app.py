@@ -75,7 +75,7 @@ OPS = (
 
 def _add_op_route(router: APIRouter, op: Op) -> None:
     async def run_op(request: Request, container: Container) -> Any:
-        body = await parse_body(request, op.body, max_file_bytes=container.settings.max_image_bytes)
+        body = await parse_body(request, op.body, max_field_bytes=container.settings.max_body_bytes)
         return await run_in_threadpool(op.run, container.service, body)
 
     run_op.__name__ = op.name.replace("-", "_")

@@ -144,6 +144,10 @@ def canny(
     aperture_size: int,
     l2_gradient: bool,
 ) -> Image.Image:
+    if low_threshold > high_threshold:
+        raise InvalidInput.field(
+            "low_threshold", f"must not exceed high_threshold ({high_threshold:g})"
+        )
     gray = np.asarray(image.convert("L"))
     edges = cv2.Canny(
         gray, low_threshold, high_threshold, apertureSize=aperture_size, L2gradient=l2_gradient

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
+    PlainValidator,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -19,8 +21,28 @@ from easel.core.masks import MaskRefine
 
 MAX_SIDE = 16384
 
-ImageField = str | bytes
 IMAGE_DOC = "Base64 (optionally a data URL) in JSON, or a file in multipart/form-data."
+
+
+def _image_value(value: object) -> str | bytes:
+    # One plain check rather than a `str | bytes` union, whose errors pydantic reports
+    # under `image.str` and `image.bytes`: the client knows a field named `image`.
+    if isinstance(value, str | bytes):
+        return value
+    raise ValueError("must be a base64 string, a data URL or an uploaded file")
+
+
+ImageField = Annotated[
+    str | bytes,
+    PlainValidator(_image_value),
+    WithJsonSchema({"type": "string", "description": IMAGE_DOC}),
+]
+
+
+def _aperture(value: int) -> int:
+    if value not in (3, 5, 7):
+        raise ValueError("must be 3, 5 or 7")
+    return value
 
 
 class ImageOutput(BaseModel):
@@ -94,16 +116,9 @@ class CannyRequest(ImageOutput):
     image: ImageField = Field(description=IMAGE_DOC)
     low_threshold: float = Field(100.0, ge=0, le=1000)
     high_threshold: float = Field(200.0, ge=0, le=1000)
-    aperture_size: Literal[3, 5, 7] = 3
+    # An int checked by value, not Literal[3, 5, 7]: form fields arrive as text.
+    aperture_size: Annotated[int, AfterValidator(_aperture)] = Field(3, description="3, 5 or 7.")
     l2_gradient: bool = False
-
-    @field_validator("high_threshold")
-    @classmethod
-    def _ordered(cls, value: float, info: ValidationInfo) -> float:
-        low = info.data.get("low_threshold")
-        if low is not None and low > value:
-            raise ValueError("must not be below low_threshold")
-        return value
 
 
 class MaskRequest(ImageOutput, MaskRefine):
