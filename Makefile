@@ -1,5 +1,7 @@
 # One command per verb. `make serve` and `make test` work from a clean clone.
 PYTHON ?= python3.11
+# torch first and pinned: an unpinned resolve can pull a multi-GB build; these match torchvision.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,7 +11,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev,generation]'
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -62,6 +62,9 @@ def serve(
         spec = service_by_cli_name(target.value)
         application = spec.load_factory()(settings)
         default_port = spec.default_port
+        if spec.name == "generation":  # compat: the first version's GPU_SERVER_HOST/PORT
+            default_port = settings.generation_port
+            host = host or settings.generation_host
     uvicorn.run(
         application,
         host=host or settings.host,

@@ -16,6 +16,7 @@ PUBLIC = [
     ("GET", "/api/health"),
     ("GET", "/api/system/health"),
     ("GET", "/health"),
+    ("POST", "/api/generate"),
     *[("POST", f"/api/image-utils/{op}") for op in
       ("resize", "crop", "convert", "extract-object", "diff", "canny", "mask")],
 ]  # fmt: skip

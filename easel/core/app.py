@@ -28,7 +28,9 @@ def create_service_app(
     lifespan: Lifespan,
     routers: Sequence[APIRouter],
     body_models: Sequence[type[BaseModel]] = (),
+    metrics: HttpMetrics | None = None,
 ) -> FastAPI:
+    """`metrics`: pass one to add service-specific metrics to its registry."""
     app = FastAPI(
         title=f"{settings.api_title} {service}",
         description=description,
@@ -36,7 +38,7 @@ def create_service_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    metrics = HttpMetrics(service)
+    metrics = metrics or HttpMetrics(service)
     install_metrics(app, metrics)
     for router in routers:
         app.include_router(router)

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAMES = ("generation", "segmentation", "image_utils", "job_manager")
@@ -46,6 +46,27 @@ class ServiceEndpoint:
     @property
     def in_process(self) -> bool:
         return self.url is None
+
+
+ModelFamily = Literal["sd", "sdxl", "flux", "qwen-image", "qwen-image-edit"]
+
+
+class ModelSpec(BaseModel):
+    """One generation model: where its weights are and how to run it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="A hub id, or a folder (relative paths: under MODELS_PATH).")
+    family: ModelFamily = "sd"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    variant: str | None = Field(None, description="Weights variant on the hub, e.g. fp16.")
+    default_steps: int | None = Field(None, ge=1)
+    default_guidance: float | None = Field(None, ge=0)
+    default_size: int | None = Field(None, ge=64)
+    condition_area: int | None = Field(
+        None, ge=64 * 64, description="Qwen edit: pixels of the condition image (1024*1024)."
+    )
+    description: str = ""
 
 
 class Settings(BaseSettings):
@@ -106,6 +127,9 @@ class Settings(BaseSettings):
     image_utils_timeout: float | None = Field(None, gt=0)
     job_manager_timeout: float | None = Field(None, gt=0)
     max_connections: int = Field(200, ge=1, validation_alias=_env("MAX_CONNECTIONS"))
+    upstream_client: Literal["httpx", "aiohttp"] = Field(
+        "aiohttp", validation_alias=_env("UPSTREAM_CLIENT")
+    )
 
     # --- health ------------------------------------------------------------------------
     health_timeout: float = Field(2.0, gt=0, validation_alias=_env("HEALTH_TIMEOUT"))
@@ -129,6 +153,30 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=1, validation_alias=_env("MAX_IMAGE_PIXELS"))
     png_compress_level: int = Field(1, ge=0, le=9, validation_alias=_env("PNG_COMPRESS_LEVEL"))
     default_quality: int = Field(90, ge=1, le=100, validation_alias=_env("DEFAULT_QUALITY"))
+
+    # --- generation ------------------------------------------------------------------
+    generation_engine: Literal["diffusers"] = Field(
+        "diffusers", validation_alias=_env("GENERATION_ENGINE", "GENERATION_ENGINE")
+    )
+    generation_model: str = Field("sd-turbo", validation_alias=_env("GENERATION_MODEL"))
+    generation_models: dict[str, ModelSpec] = Field(
+        default_factory=dict, validation_alias=_env("GENERATION_MODELS")
+    )
+    generation_device: Literal["auto", "cuda", "cpu", "mps"] = Field(
+        "auto", validation_alias=_env("GENERATION_DEVICE")
+    )
+    generation_load: Literal["startup", "lazy"] = Field(
+        "startup", validation_alias=_env("GENERATION_LOAD")
+    )
+    generation_cpu_offload: bool = Field(False, validation_alias=_env("GENERATION_CPU_OFFLOAD"))
+    generation_vae_tiling: bool = Field(False, validation_alias=_env("GENERATION_VAE_TILING"))
+    styles_file: Path | None = Field(None, validation_alias=_env("STYLES_FILE"))
+    batch_window_ms: float = Field(25.0, ge=0, validation_alias=_env("BATCH_WINDOW_MS"))
+    batch_max_images: int = Field(4, ge=1, validation_alias=_env("BATCH_MAX_IMAGES"))
+    generation_max_pending: int = Field(16, ge=1, validation_alias=_env("GENERATION_MAX_PENDING"))
+    max_num_images: int = Field(4, ge=1, validation_alias=_env("MAX_NUM_IMAGES"))
+    max_steps: int = Field(150, ge=1, validation_alias=_env("MAX_STEPS"))
+    max_side: int = Field(2048, ge=64, validation_alias=_env("MAX_SIDE"))
 
     # --- logs ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

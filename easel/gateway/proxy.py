@@ -7,6 +7,8 @@ e.g. an overload answer carrying Retry-After) passes through untouched.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -125,17 +127,58 @@ async def _stream_body(upstream: Upstream, response: httpx.Response) -> AsyncIte
         raise
 
 
-async def forward(request: Request, upstream: Upstream) -> Response:
-    started = time.monotonic()
+class ClientGone(Exception):
+    """The client disconnected before the service answered."""
+
+
+async def _body_then_mark(request: Request, sent: asyncio.Event) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+    sent.set()
+
+
+async def _until_client_gone(request: Request, body_sent: asyncio.Event) -> None:
+    await body_sent.wait()
+    # With the body read, the only message left for this request is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send(request: Request, upstream: Upstream) -> httpx.Response:
+    """Send upstream; if the client leaves first, abandon the exchange, which closes the
+    upstream connection so the service sees the disconnect too (and can cancel work)."""
+    has_body = request.method not in ("GET", "HEAD")
+    body_sent = asyncio.Event()
+    if not has_body:
+        body_sent.set()
     outgoing = upstream.client.build_request(
         request.method,
         request.url.path,
         params=request.url.query or None,
         headers=_request_headers(request),
-        content=request.stream() if request.method not in ("GET", "HEAD") else None,
+        content=_body_then_mark(request, body_sent) if has_body else None,
     )
+    sending = asyncio.ensure_future(upstream.client.send(outgoing, stream=True))
+    watching = asyncio.ensure_future(_until_client_gone(request, body_sent))
     try:
-        response = await upstream.client.send(outgoing, stream=True)
+        await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+    if not sending.done():
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await sending
+        raise ClientGone
+    return sending.result()
+
+
+async def forward(request: Request, upstream: Upstream) -> Response:
+    started = time.monotonic()
+    try:
+        response = await _send(request, upstream)
+    except ClientGone:
+        # Nobody is listening; 499 (nginx's "client closed request") for the access log.
+        return Response(status_code=499)
     except httpx.HTTPError as exc:
         upstream.record(ok=False, started=started, detail=repr(exc))
         raise translate_transport_error(upstream.name, exc) from exc

@@ -34,6 +34,13 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
+        name="generation",
+        cli_name="generation",
+        factory_path="easel.generation.app:create_app",
+        default_port=8001,
+        prefixes=("/api/generate",),
+    ),
+    ServiceSpec(
         name="image_utils",
         cli_name="image-utils",
         factory_path="easel.image_utils.app:create_app",

@@ -32,25 +32,33 @@ def test_system_health_lists_every_service(api: httpx.Client, stack: Stack) -> N
     assert report["location"] == expected
 
 
-def test_first_version_health_without_generation_is_degraded(api: httpx.Client) -> None:
+def test_first_version_health(api: httpx.Client) -> None:
     response = api.get("/health")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "degraded",
-        "gpu_available": False,
+        "status": "healthy",
+        "gpu_available": False,  # this machine has no GPU
         "version": api.get("/api/health").json()["version"],
     }
 
 
-def test_killed_service_turns_unhealthy(tmp_path) -> None:
+def test_killed_services_turn_the_system_degraded_then_unhealthy(tmp_path) -> None:
     with running_stack("split", tmp_path, env={"EASEL_HEALTH_TIMEOUT": "1"}) as stack:
         assert httpx.get(f"{stack.url}/api/system/health").json()["status"] == "healthy"
         stack.services["image_utils"].kill()
         body = httpx.get(f"{stack.url}/api/system/health", timeout=10).json()
         assert body["services"]["image_utils"]["status"] == "unhealthy"
         assert "unreachable" in body["services"]["image_utils"]["detail"]["error"]
-        # Every service is down, so the system is unhealthy (degraded when only some are).
+        assert body["services"]["generation"]["status"] == "healthy"
+        assert body["status"] == "degraded"
+        assert httpx.get(f"{stack.url}/health").json()["status"] == "healthy"
+
+        stack.services["generation"].kill()
+        body = httpx.get(f"{stack.url}/api/system/health", timeout=10).json()
         assert body["status"] == "unhealthy"
+        legacy = httpx.get(f"{stack.url}/health", timeout=10)
+        assert legacy.status_code == 200
+        assert legacy.json()["status"] == "degraded"
 
 
 def test_hanging_service_is_unhealthy_after_its_health_timeout(
@@ -112,7 +120,7 @@ def test_passive_mode_judges_by_recent_traffic(passive_stack: Stack) -> None:
     assert httpx.post(f"{passive_stack.url}/api/image-utils/resize", json={}).status_code == 503
     body = httpx.get(f"{passive_stack.url}/api/system/health").json()
     assert body["services"]["image_utils"]["status"] == "unhealthy"
-    assert body["status"] == "unhealthy"
+    assert body["status"] == "degraded"  # generation is still up
 
 
 def test_deep_health_probes_passive_services(passive_stack: Stack) -> None:

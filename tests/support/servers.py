@@ -67,6 +67,10 @@ def base_env(tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
     env["EASEL_DATA_DIR"] = str(tmp / "data")
     env["EASEL_LOG_LEVEL"] = "WARNING"
     env["HF_HUB_OFFLINE"] = "1"
+    # Generation runs the built-in tiny model, loaded on first use: stacks that never
+    # generate never import torch.
+    env["EASEL_GENERATION_MODEL"] = "tiny-random"
+    env["EASEL_GENERATION_LOAD"] = "lazy"
     env.update(extra or {})
     return env
 
@@ -118,7 +122,10 @@ class Stack:
 
 
 # name in settings -> (cli target, env var naming its URL at the gateway)
-SPLIT_SERVICES = {"image_utils": ("image-utils", "EASEL_IMAGE_UTILS_URL")}
+SPLIT_SERVICES = {
+    "generation": ("generation", "EASEL_GENERATION_URL"),
+    "image_utils": ("image-utils", "EASEL_IMAGE_UTILS_URL"),
+}
 
 
 def start_stack(topology: str, tmp: Path, env: Mapping[str, str] | None = None) -> Stack:

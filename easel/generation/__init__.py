@@ -1,0 +1,1 @@
+"""Generation service: text-to-image, edit and inpaint through a configured engine."""

@@ -1,0 +1,252 @@
+"""The generation app: `create_app(settings)`. The engine loads in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+from easel.core.app import create_service_app
+from easel.core.body import parse_body
+from easel.core.container import container_of, install_container
+from easel.core.errors import EaselError, NotFound, error_body
+from easel.core.events import Cancelled, Event, Failed, Succeeded, sse_fields
+from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.images import ImageCodec
+from easel.core.metrics import HttpMetrics
+from easel.core.openapi import json_or_form_body
+from easel.core.request_context import current_request_id
+from easel.core.settings import Settings
+from easel.generation.batching import Batcher
+from easel.generation.engines.base import Engine
+from easel.generation.metrics import GenerationMetrics
+from easel.generation.schemas import GenerationRequest, GenerationResult
+from easel.generation.service import GenerationService, Limits, Submission
+from easel.generation.styles import Styles
+
+SERVICE = "generation"
+
+
+@dataclass(frozen=True)
+class GenerationContainer:
+    settings: Settings
+    service: GenerationService
+    engine: Engine
+    batcher: Batcher
+
+
+Container = Annotated[GenerationContainer, Depends(container_of(GenerationContainer))]
+router = APIRouter(tags=["generation"])
+
+
+async def _until_disconnected(request: Request) -> None:
+    # The body is read already, so the next message can only be the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _submit(request: Request, container: Container, *, listening: bool) -> Submission:
+    body = await parse_body(
+        request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
+    )
+    return await container.service.submit(
+        body, request_id=current_request_id(), listening=listening
+    )
+
+
+@router.post(
+    "/api/generate",
+    response_model=GenerationResult,
+    openapi_extra=json_or_form_body(GenerationRequest),
+)
+async def generate(request: Request, container: Container) -> GenerationResult:
+    """Generate or edit synchronously and return the images. A client that disconnects
+    cancels its request: the pipeline stops at the next step."""
+    submission = await _submit(request, container, listening=False)
+    watcher = asyncio.create_task(_until_disconnected(request))
+    watcher.add_done_callback(lambda _: container.batcher.cancel(submission.ticket))
+    try:
+        return await container.service.result(submission)
+    finally:
+        watcher.cancel()
+
+
+def _terminal_event(exc: EaselError) -> Event:
+    if exc.code == "cancelled":
+        return Cancelled(reason=exc.message)
+    return Failed(error=error_body(exc.code, exc.message, exc.details)["error"], status=exc.status)
+
+
+@router.post(
+    "/api/generate/stream",
+    response_class=EventSourceResponse,
+    openapi_extra=json_or_form_body(GenerationRequest),
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def generate_stream(request: Request, container: Container) -> EventSourceResponse:
+    """Server-sent events: `queued` (position, request_id), `started`, `progress` (step,
+    total, optional preview), then `result`, `error` or `cancelled`. Closing the stream
+    cancels the request. Invalid requests are refused before the stream opens."""
+    submission = await _submit(request, container, listening=True)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        try:
+            count = 0
+            while (event := await submission.ticket.events.get()) is not None:
+                count += 1
+                yield sse_fields(event, count)
+            try:
+                result = await container.service.result(submission)
+                final: Event = Succeeded(result=result.model_dump(mode="json"))
+            except EaselError as exc:
+                final = _terminal_event(exc)
+            yield sse_fields(final, count + 1)
+        finally:
+            container.batcher.cancel(submission.ticket)  # no-op once finished
+
+    return EventSourceResponse(events(), ping=15)
+
+
+class CancelAnswer(BaseModel):
+    request_id: str
+    cancelled: bool
+
+
+@router.post("/api/generate/requests/{request_id}/cancel", response_model=CancelAnswer)
+async def cancel(request_id: str, container: Container) -> CancelAnswer:
+    """Cancel a queued or running synchronous/streamed request by its request id (the
+    `X-Request-ID` it was sent with, or `request_id` of its `queued` event)."""
+    if not container.service.cancel(request_id):
+        raise NotFound(f"no queued or running request {request_id!r}")
+    return CancelAnswer(request_id=request_id, cancelled=True)
+
+
+class StylesAnswer(BaseModel):
+    styles: list[str]
+
+
+@router.get("/api/generate/styles", response_model=StylesAnswer)
+async def styles(container: Container) -> StylesAnswer:
+    """The style presets a request may name in `style`."""
+    return StylesAnswer(styles=container.service.styles.names())
+
+
+health_router = APIRouter(tags=["health"])
+
+
+def _health(container: GenerationContainer) -> ServiceHealth:
+    engine = container.engine.health()
+    batcher = container.batcher
+    detail: dict[str, Any] = {
+        "engine": container.engine.name,
+        "ready": engine.ready,
+        "gpu_available": engine.gpu_available,
+        **engine.detail,
+        "queue": {
+            "pending": batcher.pending,
+            "waiting": batcher.waiting,
+            "max_pending": batcher.max_pending,
+            "calls": batcher.calls,
+            "steps_run": batcher.steps_run,
+            "last_call": batcher.last_call,
+        },
+        "last_error": engine.error or batcher.last_error,
+    }
+    status = HealthStatus.HEALTHY if engine.ready else HealthStatus.DEGRADED
+    return ServiceHealth(
+        status=status, service=SERVICE, version=container.settings.version, detail=detail
+    )
+
+
+@health_router.get("/api/health", response_model=ServiceHealth)
+async def health(container: Container) -> ServiceHealth:
+    """Engine, models, device and dtype, queue depth and the last error. `degraded` while
+    no model can run (loading, or failed to load: see `last_error`)."""
+    return _health(container)
+
+
+@health_router.get("/health", include_in_schema=False)
+async def legacy_health(container: Container) -> JSONResponse:
+    """compat: the first version's GPU service health; 503 when it cannot generate."""
+    report = _health(container)
+    failed = report.detail["last_error"] is not None and not report.detail["ready"]
+    body = {
+        "status": HealthStatus.UNHEALTHY if failed else report.status,
+        "comfyui_available": bool(report.detail.get("comfyui_available", False)),
+        "service": SERVICE,
+        "version": report.version,
+    }
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+def build_engine(settings: Settings) -> Engine:
+    # Imported here: building the app (e.g. for the gateway's docs) must not load torch.
+    from easel.generation.engines.diffusers import DiffusersEngine
+
+    return DiffusersEngine.from_settings(settings)
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    http_metrics = HttpMetrics(SERVICE)
+    generation_metrics = GenerationMetrics(http_metrics.registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active_engine = engine or build_engine(settings)
+        batcher = Batcher(
+            engine=active_engine,
+            window_s=settings.batch_window_ms / 1000,
+            max_batch_images=settings.batch_max_images,
+            max_pending=settings.generation_max_pending,
+            metrics=generation_metrics,
+        )
+        codec = ImageCodec(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            png_compress_level=settings.png_compress_level,
+            default_quality=settings.default_quality,
+        )
+        service = GenerationService(
+            engine=active_engine,
+            batcher=batcher,
+            codec=codec,
+            styles=Styles.load(settings.styles_file),
+            limits=Limits(
+                max_num_images=settings.max_num_images,
+                max_steps=settings.max_steps,
+                max_side=settings.max_side,
+            ),
+        )
+        install_container(
+            app,
+            GenerationContainer(
+                settings=settings, service=service, engine=active_engine, batcher=batcher
+            ),
+        )
+        await active_engine.start()
+        dispatcher = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+            await active_engine.close()
+
+    return create_service_app(
+        settings,
+        service=SERVICE,
+        description="Text-to-image, edit and inpaint, batched, with progress and cancel.",
+        lifespan=lifespan,
+        routers=[router, health_router],
+        body_models=[GenerationRequest],
+        metrics=http_metrics,
+    )

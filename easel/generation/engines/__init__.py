@@ -1,0 +1,1 @@
+"""Generation engines, chosen by `GENERATION_ENGINE`: diffusers (in-process) or comfyui."""

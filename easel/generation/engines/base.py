@@ -1,0 +1,99 @@
+"""The engine interface: what the batcher and service need from any engine.
+
+`prepare` validates a request against the engine's models (raising InvalidInput) and says
+which requests may share a call; `generate` runs one call for one or many requests,
+reporting progress per step and stopping at the next step once `cancelled()` is true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from easel.generation.schemas import GenerationRequest, Mode
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """Requests with equal keys can run as one batched pipeline call."""
+
+    model: str
+    mode: Mode
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request resolved against its model: defaults applied, sizes rounded."""
+
+    key: CallKey
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class EngineItem:
+    """One request's share of a call."""
+
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    num_images: int
+    input_image: Image.Image | None = None
+    mask_image: Image.Image | None = None
+    wants_preview_every: int | None = None
+
+
+@dataclass
+class EngineCall:
+    key: CallKey
+    items: list[EngineItem]
+
+    @property
+    def num_images(self) -> int:
+        return sum(item.num_images for item in self.items)
+
+
+@dataclass
+class EngineOutput:
+    images: list[list[Image.Image]]  # per item, num_images each
+    steps_run: int
+    interrupted: bool = False
+
+
+# step (1-based), total, and per item a preview image or None. Safe to call from any
+# thread: engines running a pipeline in a worker thread call it from there.
+ProgressFn = Callable[[int, int, list[Image.Image | None]], None]
+CancelledFn = Callable[[], bool]
+
+
+@dataclass
+class EngineHealth:
+    ready: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    gpu_available: bool = False
+
+
+class Engine(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def prepare(
+        self, request: GenerationRequest, input_size: tuple[int, int] | None = None
+    ) -> Prepared: ...
+
+    async def generate(
+        self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
+    ) -> EngineOutput: ...
+
+    def health(self) -> EngineHealth: ...

@@ -1,0 +1,123 @@
+"""What differs between diffusers model families: pipelines per mode, defaults, size
+multiples, engine-specific `extra_params`, and how a batched call becomes keyword args.
+
+Pure configuration and argument building: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from easel.generation.schemas import Mode
+
+
+class SDExtra(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float | None = Field(
+        None, gt=0, le=1, description="edit/inpaint: how far from the input (0.75 / 1.0)."
+    )
+    clip_skip: int | None = Field(None, ge=1, le=4)
+    guidance_rescale: float | None = Field(None, ge=0, le=1)
+
+
+class FluxExtra(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float | None = Field(None, gt=0, le=1)
+    max_sequence_length: int | None = Field(None, ge=16, le=512)
+
+
+class QwenExtra(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float | None = Field(None, gt=0, le=1, description="qwen-image edit/inpaint.")
+    max_sequence_length: int | None = Field(None, ge=16, le=1024)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    pipelines: dict[Mode, str]  # mode -> diffusers pipeline class name
+    extra: type[BaseModel]
+    default_size: int
+    default_steps: int
+    default_guidance: float
+    size_multiple: int  # VAE factor, times 2 where latents are packed 2x2
+    negative_prompt: bool = True
+    guidance_arg: str = "guidance_scale"  # Qwen's classifier-free guidance is true_cfg_scale
+    default_strength: dict[Mode, float] | None = None
+
+
+_SD_MODES = {
+    Mode.TEXT_TO_IMAGE: "AutoPipelineForText2Image",
+    Mode.EDIT: "AutoPipelineForImage2Image",
+    Mode.INPAINT: "AutoPipelineForInpainting",
+}
+_SD_STRENGTH = {Mode.EDIT: 0.75, Mode.INPAINT: 1.0}
+
+FAMILIES: dict[str, Family] = {
+    "sd": Family("sd", _SD_MODES, SDExtra, 512, 30, 7.5, 8, default_strength=_SD_STRENGTH),
+    "sdxl": Family("sdxl", _SD_MODES, SDExtra, 1024, 30, 5.0, 8, default_strength=_SD_STRENGTH),
+    "flux": Family(
+        "flux", _SD_MODES, FluxExtra, 1024, 28, 3.5, 16, negative_prompt=False,
+        default_strength=_SD_STRENGTH,
+    ),
+    "qwen-image": Family(
+        "qwen-image",
+        {
+            Mode.TEXT_TO_IMAGE: "QwenImagePipeline",
+            Mode.EDIT: "QwenImageImg2ImgPipeline",
+            Mode.INPAINT: "QwenImageInpaintPipeline",
+        },
+        QwenExtra, 1024, 50, 4.0, 16, guidance_arg="true_cfg_scale",
+        default_strength=_SD_STRENGTH,
+    ),
+    "qwen-image-edit": Family(
+        "qwen-image-edit",
+        {Mode.EDIT: "QwenImageEditPipeline"},
+        QwenExtra, 1024, 50, 4.0, 16, guidance_arg="true_cfg_scale",
+    ),
+}  # fmt: skip
+
+
+def call_kwargs(
+    family: Family,
+    mode: Mode,
+    *,
+    prompts: list[str],
+    negatives: list[str | None],
+    images: list[Any] | None,
+    masks: list[Any] | None,
+    width: int,
+    height: int,
+    steps: int,
+    guidance: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Keyword arguments of one batched pipeline call (one entry per output image)."""
+    kwargs: dict[str, Any] = {
+        "prompt": prompts,
+        "num_inference_steps": steps,
+        family.guidance_arg: guidance,
+        "width": width,
+        "height": height,
+        "output_type": "pil",
+    }
+    if family.negative_prompt and any(negatives):
+        kwargs["negative_prompt"] = [n or "" for n in negatives]
+    elif family.guidance_arg == "true_cfg_scale":
+        # Qwen runs true CFG only when given a negative prompt; " " is its documented default.
+        kwargs["negative_prompt"] = [n or " " for n in negatives]
+    if images is not None:
+        kwargs["image"] = images
+    if masks is not None:
+        kwargs["mask_image"] = masks
+    strength = extra.pop("strength", None)
+    if family.default_strength and mode in family.default_strength:
+        kwargs["strength"] = strength if strength is not None else family.default_strength[mode]
+    kwargs.update({k: v for k, v in extra.items() if v is not None})
+    return kwargs

@@ -1,0 +1,96 @@
+"""Request and response bodies of the generation service (SPEC: "Generation request")."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from easel.core.fields import ImageField
+from easel.core.images import OutputFormat
+
+MAX_PROMPT = 4000
+MAX_SEED = 2**32 - 1
+
+
+class Mode(StrEnum):
+    TEXT_TO_IMAGE = "text-to-image"
+    EDIT = "edit"
+    INPAINT = "inpaint"
+
+
+class GenerationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT, description="Required for every mode but pure edits."
+    )
+    mode: Mode | None = Field(
+        None, description="Inferred when absent: inpaint with a mask, edit with an image."
+    )
+    input_image: ImageField | None = None
+    mask_image: ImageField | None = Field(None, description="White = repaint. Image's size.")
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT)
+    style: str | None = Field(None, description="A named preset from the styles file.")
+    width: int | None = Field(None, ge=64, description="Rounded down to what the model takes.")
+    height: int | None = Field(None, ge=64)
+    steps: int | None = Field(None, ge=1)
+    guidance_scale: float | None = Field(None, ge=0, le=50)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Random when absent.")
+    num_images: int = Field(1, ge=1)
+    output_format: OutputFormat = OutputFormat.PNG
+    quality: int | None = Field(None, ge=1, le=100)
+    model: str | None = Field(None, description="A configured model name; the default if absent.")
+    extra_params: dict[str, Any] = Field(
+        default_factory=dict, description="Engine-specific; validated per model family."
+    )
+    preview_every: int | None = Field(
+        None, ge=1, description="Stream only: a low-resolution preview every k steps."
+    )
+
+    @model_validator(mode="after")
+    def _mode_fits_inputs(self) -> GenerationRequest:
+        if self.mode is None:
+            if self.mask_image is not None:
+                self.mode = Mode.INPAINT
+            elif self.input_image is not None:
+                self.mode = Mode.EDIT
+            else:
+                self.mode = Mode.TEXT_TO_IMAGE
+        return self
+
+    @property
+    def resolved_mode(self) -> Mode:
+        assert self.mode is not None
+        return self.mode
+
+
+class GeneratedImage(BaseModel):
+    image: str = Field(description="Base64 of the encoded image.")
+    seed: int
+    format: OutputFormat
+    media_type: str
+    width: int
+    height: int
+
+
+class Timings(BaseModel):
+    queue_wait_ms: float
+    inference_ms: float
+    encode_ms: float
+    total_ms: float
+
+
+class GenerationResult(BaseModel):
+    images: list[GeneratedImage]
+    seed: int = Field(description="The seed of the first image; image i used seed + i.")
+    model: str
+    mode: Mode
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    batch_size: int = Field(description="Requests that shared the pipeline call.")
+    timings: Timings
+    warnings: list[str] = Field(default_factory=list)

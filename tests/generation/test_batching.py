@@ -1,0 +1,79 @@
+"""Concurrent compatible requests share pipeline calls; incompatible ones never mix."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.generation.helpers import WAIT, generation_state, pixels
+from tests.support.servers import ServerProcess, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    # A wide window makes grouping independent of scheduling noise; the limit is 4 images.
+    env = {"EASEL_BATCH_WINDOW_MS": "400", "EASEL_BATCH_MAX_IMAGES": "4"}
+    process = start_server("all", tmp_path_factory.mktemp("batching"), env=env)
+    yield process
+    process.stop()
+
+
+@pytest.fixture()
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=WAIT) as api:
+        yield api
+
+
+async def post_all(url: str, bodies: list[dict]) -> list[dict]:
+    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as client:
+        responses = await asyncio.gather(*(client.post("/api/generate", json=b) for b in bodies))
+    for response in responses:
+        assert response.status_code == 200, response.text
+    return [response.json() for response in responses]
+
+
+def test_compatible_requests_share_calls_and_get_their_own_images(server, client) -> None:
+    api = client
+    bodies = [{"prompt": f"subject {i}", "seed": 100 + i, "steps": 2} for i in range(4)]
+    generate_one = lambda body: api.post("/api/generate", json=body).json()  # noqa: E731
+    alone = [generate_one(body) for body in bodies]
+    assert all(result["batch_size"] == 1 for result in alone)
+
+    calls_before = generation_state(api)["queue"]["calls"]
+    batched = asyncio.run(post_all(server.url, bodies))
+    calls = generation_state(api)["queue"]["calls"] - calls_before
+    assert calls < len(bodies), f"{len(bodies)} requests took {calls} calls"
+    assert max(result["batch_size"] for result in batched) > 1
+    for single, shared in zip(alone, batched, strict=True):
+        assert shared["seed"] == single["seed"]
+        # Per-image generators: batched equals alone up to float noise.
+        assert np.abs(pixels(single) - pixels(shared)).max() <= 2
+
+
+def test_incompatible_requests_are_not_mixed(server) -> None:
+    bodies = [
+        {"prompt": "a", "seed": 1, "steps": 2},
+        {"prompt": "b", "seed": 2, "steps": 3},
+        {"prompt": "c", "seed": 3, "steps": 2, "width": 96},
+        {"prompt": "d", "seed": 4, "steps": 2},
+    ]
+    results = asyncio.run(post_all(server.url, bodies))
+    assert [r["steps"] for r in results] == [2, 3, 2, 2]
+    assert [r["width"] for r in results] == [64, 64, 96, 64]
+    assert results[1]["batch_size"] == 1  # alone: nobody shares its step count
+    assert results[2]["batch_size"] == 1  # alone: nobody shares its size
+    assert results[0]["batch_size"] == results[3]["batch_size"] == 2
+
+
+def test_batch_respects_the_image_limit(server, client) -> None:
+    api = client
+    bodies = [{"prompt": f"p{i}", "seed": i, "steps": 2, "num_images": 3} for i in range(2)]
+    results = asyncio.run(post_all(server.url, bodies))
+    # 3 + 3 images exceed the limit of 4: two calls.
+    assert [r["batch_size"] for r in results] == [1, 1]
+    assert [len(r["images"]) for r in results] == [3, 3]
+    assert generation_state(api)["queue"]["pending"] == 0
