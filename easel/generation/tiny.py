@@ -11,10 +11,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("easel.generation.tiny")
 
 TINY_SD = "tiny-random"
+TINY_SDXL = "tiny-random-xl"
 TINY_QWEN_EDIT = "tiny-random-qwen-edit"
 _BUILT_MARKER = ".easel-built"
 
@@ -36,30 +38,44 @@ def byte_level_symbols() -> list[str]:
     return [chr(code) for code in codes]
 
 
-def build_tiny_sd(folder: Path, seed: int = 0) -> None:
-    """A Stable Diffusion pipeline: UNet, VAE (scale factor 8), CLIP text encoder and a
-    byte-level tokenizer whose vocabulary is made here."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def _clip_parts() -> tuple[Any, Any]:
+    """A byte-level CLIP tokenizer (vocabulary made here) and a 32-wide text config."""
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
-    torch.manual_seed(seed)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for symbol in byte_level_symbols():
+            vocab.setdefault(symbol + suffix, len(vocab))
+    config = CLIPTextConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        vocab_size=len(vocab),
+        max_position_embeddings=77,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        projection_dim=32,
+    )
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77), config
+
+
+def _unet_and_vae(**unet_options: Any) -> tuple[Any, Any]:
+    """A two-block UNet and a VAE of four 8-channel blocks (the real scale factor 8)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
     unet = UNet2DConditionModel(
         block_out_channels=(8, 16),
         layers_per_block=1,
         norm_num_groups=4,
-        cross_attention_dim=32,
         sample_size=8,
         in_channels=4,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=2,
+        **unet_options,
     )
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 8, 8),
@@ -69,31 +85,24 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> None:
         latent_channels=4,
         sample_size=32,
     )
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for symbol in byte_level_symbols():
-            vocab.setdefault(symbol + suffix, len(vocab))
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            vocab_size=len(vocab),
-            max_position_embeddings=77,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            projection_dim=32,
-        )
-    )
+    return unet, vae
+
+
+def build_tiny_sd(folder: Path, seed: int = 0) -> None:
+    """A Stable Diffusion pipeline: UNet, VAE, CLIP text encoder, byte-level tokenizer."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    tokenizer, text_config = _clip_parts()
+    unet, vae = _unet_and_vae(cross_attention_dim=32)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
     pipeline = StableDiffusionPipeline(
         vae=vae,
-        text_encoder=text_encoder,
+        text_encoder=CLIPTextModel(text_config),
         tokenizer=tokenizer,
         unet=unet,
         scheduler=scheduler,
@@ -102,6 +111,33 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> None:
         requires_safety_checker=False,
     )
     pipeline.save_pretrained(folder)
+
+
+def build_tiny_sdxl(folder: Path, seed: int = 0) -> None:
+    """An SDXL pipeline: two text encoders (the second with projection) whose hidden states
+    concatenate to the UNet's cross-attention width, and SDXL's size/time conditioning."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    tokenizer, text_config = _clip_parts()
+    time_embed_dim = 8
+    unet, vae = _unet_and_vae(
+        cross_attention_dim=2 * text_config.hidden_size,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=6 * time_embed_dim + text_config.projection_dim,
+    )
+    StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(text_config),
+        text_encoder_2=CLIPTextModelWithProjection(text_config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(steps_offset=1),
+    ).save_pretrained(folder)
 
 
 QWEN_SPECIAL_TOKENS = (
@@ -212,7 +248,11 @@ def build_tiny_qwen_edit(folder: Path, seed: int = 0) -> None:
     pipeline.save_pretrained(folder)
 
 
-BUILDERS = {TINY_SD: build_tiny_sd, TINY_QWEN_EDIT: build_tiny_qwen_edit}
+BUILDERS = {
+    TINY_SD: build_tiny_sd,
+    TINY_SDXL: build_tiny_sdxl,
+    TINY_QWEN_EDIT: build_tiny_qwen_edit,
+}
 
 
 def ensure_built(name: str, folder: Path) -> Path:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from easel.generation.tiny import build_tiny_sdxl
 from tests.generation.helpers import WAIT, image_of
-from tests.generation.tiny_sdxl import build_tiny_sdxl
 from tests.support.images import b64, disk_mask, noise_image
 from tests.support.servers import ServerProcess, start_server
 

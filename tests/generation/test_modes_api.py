@@ -141,3 +141,9 @@ def test_multipart_upload(api: httpx.Client) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["mode"] == "edit"
+
+
+def test_builtin_tiny_sdxl(api: httpx.Client) -> None:
+    result = generate(api, model="tiny-random-xl", prompt="a bridge", seed=1, steps=2)
+    assert result["model"] == "tiny-random-xl"
+    assert image_of(result).size == (64, 64)

@@ -64,6 +64,14 @@ CATALOGUE: dict[str, ModelSpec] = {
         dtype="bfloat16",
         description="Qwen-Image-Edit: instruction edits (needs a large GPU).",
     ),
+    "tiny-random-xl": ModelSpec(
+        source=BUILTIN_SOURCE + "tiny-random-xl",
+        family="sdxl",
+        default_steps=4,
+        default_guidance=5.0,
+        default_size=64,
+        description="SDXL classes with random weights, built locally: NOISE.",
+    ),
     "tiny-random-qwen-edit": ModelSpec(
         source=BUILTIN_SOURCE + "tiny-random-qwen-edit",
         family="qwen-image-edit",
