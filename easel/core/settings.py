@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     )
     generation_cpu_offload: bool = Field(False, validation_alias=_env("GENERATION_CPU_OFFLOAD"))
     generation_vae_tiling: bool = Field(False, validation_alias=_env("GENERATION_VAE_TILING"))
+    generation_compile: bool = Field(False, validation_alias=_env("GENERATION_COMPILE"))
+    generation_compile_batch_sizes: list[int] = Field(
+        default_factory=list, validation_alias=_env("GENERATION_COMPILE_BATCH_SIZES")
+    )
     styles_file: Path | None = Field(None, validation_alias=_env("STYLES_FILE"))
     batch_window_ms: float = Field(25.0, ge=0, validation_alias=_env("BATCH_WINDOW_MS"))
     batch_max_images: int = Field(4, ge=1, validation_alias=_env("BATCH_MAX_IMAGES"))

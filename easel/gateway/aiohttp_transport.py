@@ -159,12 +159,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _open(self) -> aiohttp.ClientSession:
         # Built on first use: an aiohttp session belongs to the running event loop.
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0,  # the semaphore is the limit, so that waiting for it is a PoolTimeout
-                limit_per_host=0,
-                keepalive_timeout=self._keepalive_expiry or 0,
-                force_close=self._keepalive_expiry == 0,
-            )
+            # No limit here: the semaphore is the limit, so that waiting for it is a PoolTimeout.
+            if self._keepalive_expiry == 0:
+                connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=True)
+            else:  # None: idle connections never expire, as with httpx
+                connector = aiohttp.TCPConnector(
+                    limit=0, limit_per_host=0, keepalive_timeout=self._keepalive_expiry
+                )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,

@@ -131,22 +131,29 @@ async def test_connections_are_kept_alive_and_reused() -> None:
     assert server.connections == 1
 
 
-async def test_idle_connections_expire_after_the_keepalive_expiry() -> None:
+@pytest.mark.parametrize(
+    ("expiry", "pause", "connections"),
+    [(0.2, 0.4, 2), (0.0, 0.0, 2), (None, 0.4, 1)],
+    ids=["expired", "no-keepalive", "never-expires"],
+)
+async def test_idle_connections_expire_after_the_keepalive_expiry(
+    expiry: float | None, pause: float, connections: int
+) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             await read_request(reader)
             writer.write(answer(b"ok"))
             await writer.drain()
 
-    limits = httpx.Limits(keepalive_expiry=0.2)
+    limits = httpx.Limits(keepalive_expiry=expiry)
     async with (
         serve(handler) as server,
         httpx.AsyncClient(transport=AiohttpTransport(limits=limits), base_url=server.url) as http,
     ):
         await http.get("/")
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(pause)
         await http.get("/")
-    assert server.connections == 2
+    assert server.connections == connections
 
 
 async def test_response_body_streams_before_it_ends() -> None:

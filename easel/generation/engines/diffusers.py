@@ -12,8 +12,6 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,78 +26,27 @@ from easel.generation.engines.base import (
     CancelledFn,
     EngineCall,
     EngineHealth,
+    EngineItem,
     EngineOutput,
     Prepared,
     ProgressFn,
 )
+from easel.generation.engines.compilation import CompiledDenoiser, call_shape, compile_denoiser
 from easel.generation.engines.families import FAMILIES, Family, call_kwargs
+from easel.generation.engines.models import (
+    BUILTIN_SOURCE,
+    CATALOGUE,
+    compile_sizes,
+    condition_area,
+    offline_hint,
+    resolve_device,
+    resolve_dtype,
+    resolve_source,
+)
 from easel.generation.engines.previews import latent_preview
 from easel.generation.schemas import GenerationRequest, Mode
-from easel.generation.tiny import BUILDERS, ensure_built
 
 log = logging.getLogger("easel.generation.diffusers")
-
-BUILTIN_SOURCE = "builtin:"
-
-CATALOGUE: dict[str, ModelSpec] = {
-    "sd-turbo": ModelSpec(
-        source="stabilityai/sd-turbo",
-        family="sd",
-        default_steps=1,
-        default_guidance=0.0,
-        default_size=512,
-        description="Stable Diffusion Turbo: 1-step 512px text-to-image.",
-    ),
-    "sdxl-turbo": ModelSpec(
-        source="stabilityai/sdxl-turbo",
-        family="sdxl",
-        default_steps=1,
-        default_guidance=0.0,
-        default_size=512,
-        description="SDXL Turbo: 1-step text-to-image.",
-    ),
-    "qwen-image-edit": ModelSpec(
-        source="Qwen/Qwen-Image-Edit",
-        family="qwen-image-edit",
-        dtype="bfloat16",
-        description="Qwen-Image-Edit: instruction edits (needs a large GPU).",
-    ),
-    "tiny-random-xl": ModelSpec(
-        source=BUILTIN_SOURCE + "tiny-random-xl",
-        family="sdxl",
-        default_steps=4,
-        default_guidance=5.0,
-        default_size=64,
-        description="SDXL classes with random weights, built locally: NOISE.",
-    ),
-    "tiny-random-qwen-edit": ModelSpec(
-        source=BUILTIN_SOURCE + "tiny-random-qwen-edit",
-        family="qwen-image-edit",
-        default_steps=2,
-        default_guidance=4.0,
-        default_size=64,
-        condition_area=64 * 64,
-        description="Qwen-Image-Edit classes with random weights, built locally: NOISE.",
-    ),
-    "tiny-random": ModelSpec(
-        source=BUILTIN_SOURCE + "tiny-random",
-        family="sd",
-        default_steps=4,
-        default_guidance=5.0,
-        default_size=64,
-        description="Random weights, built locally, no download: produces NOISE. For "
-        "checking the whole path offline.",
-    ),
-}
-
-
-def offline_hint(name: str) -> str:
-    return (
-        f"cannot load model {name!r}. Without internet, put a diffusers model folder under "
-        'MODELS_PATH and declare it, e.g. EASEL_GENERATION_MODELS=\'{"mine": {"source": '
-        '"my-model", "family": "sd"}}\' EASEL_GENERATION_MODEL=mine; or check the '
-        "pipeline with EASEL_GENERATION_MODEL=tiny-random (noise)"
-    )
 
 
 @dataclass
@@ -112,6 +59,7 @@ class LoadedModel:
     dtype: str
     load_seconds: float
     by_mode: dict[Mode, Any] = field(default_factory=dict)
+    compiled: CompiledDenoiser | None = None
 
     def pipeline(self, mode: Mode) -> Any:
         if mode not in self.by_mode:
@@ -141,6 +89,7 @@ class DiffusersEngine:
         load: str = "startup",
         cpu_offload: bool = False,
         vae_tiling: bool = False,
+        compile_batch_sizes: tuple[int, ...] = (),
     ) -> None:
         self.models = models
         self.default_model = default_model
@@ -150,6 +99,7 @@ class DiffusersEngine:
         self.load_mode = load
         self.cpu_offload = cpu_offload
         self.vae_tiling = vae_tiling
+        self.compile_batch_sizes = compile_batch_sizes  # empty: no torch.compile
         self.loaded: dict[str, LoadedModel] = {}
         self.errors: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -166,6 +116,7 @@ class DiffusersEngine:
             load=settings.generation_load,
             cpu_offload=settings.generation_cpu_offload,
             vae_tiling=settings.generation_vae_tiling,
+            compile_batch_sizes=compile_sizes(settings),
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -206,21 +157,6 @@ class DiffusersEngine:
                     raise ServiceUnavailable(self.errors[name]) from exc
         return self.loaded[name]
 
-    def _source(self, name: str, spec: ModelSpec) -> str:
-        if spec.source.startswith(BUILTIN_SOURCE):
-            builtin = spec.source.removeprefix(BUILTIN_SOURCE)
-            if builtin not in BUILDERS:
-                raise ValueError(f"unknown built-in model {builtin!r}")
-            return str(ensure_built(builtin, self.cache_dir / builtin))
-        path = Path(spec.source).expanduser()
-        candidates = [path] if path.is_absolute() else [self.models_path / path, path]
-        for candidate in candidates:
-            if candidate.is_dir():
-                return str(candidate)
-        if path.is_absolute() or spec.source.startswith("."):
-            raise FileNotFoundError(f"model folder {path} does not exist")
-        return spec.source  # a hub id: downloaded once into the hub cache
-
     def _load(self, name: str) -> LoadedModel:
         import diffusers
         import torch
@@ -240,7 +176,9 @@ class DiffusersEngine:
         options: dict[str, Any] = {"dtype": dtype}
         if spec.variant:
             options["variant"] = spec.variant
-        base = pipeline_class.from_pretrained(self._source(name, spec), **options)
+        base = pipeline_class.from_pretrained(
+            resolve_source(spec, self.models_path, self.cache_dir), **options
+        )
         if self.cpu_offload and device == "cuda":
             base.enable_model_cpu_offload()
         else:
@@ -267,7 +205,47 @@ class DiffusersEngine:
             load_seconds=seconds,
         )
         loaded.by_mode[first_mode] = base
+        if self.compile_batch_sizes:
+            self._compile(loaded, first_mode)
         return loaded
+
+    def _compile(self, loaded: LoadedModel, mode: Mode) -> None:
+        """Compile the denoiser and warm it for every batch size at the default size."""
+        started = time.perf_counter()
+        loaded.compiled = compile_denoiser(loaded.base, self.cache_dir / "torch-compile")
+        spec, family = loaded.spec, loaded.family
+        size = spec.default_size or family.default_size
+        guidance = spec.default_guidance
+        key = CallKey(
+            model=loaded.name,
+            mode=mode,
+            width=size,
+            height=size,
+            steps=2,
+            guidance_scale=family.default_guidance if guidance is None else guidance,
+        )
+        needs_image = mode is not Mode.TEXT_TO_IMAGE
+        for images in self.compile_batch_sizes:
+            item = EngineItem(
+                prompt="warm-up",
+                negative_prompt=None,
+                seed=0,
+                num_images=images,
+                input_image=Image.new("RGB", (size, size)) if needs_image else None,
+                mask_image=Image.new("L", (size, size), 255) if mode is Mode.INPAINT else None,
+            )
+            self._run(loaded, EngineCall(key, [item]), _no_progress, lambda: False, warming=True)
+            loaded.compiled.warmed.add(
+                call_shape(spec.family, images, size, size, key.guidance_scale)
+            )
+        log.info(
+            "compiled %s for batch sizes %s at %dx%d in %.1fs",
+            loaded.name,
+            list(self.compile_batch_sizes),
+            size,
+            size,
+            time.perf_counter() - started,
+        )
 
     # ---- requests ------------------------------------------------------------------------
     def prepare(
@@ -347,12 +325,23 @@ class DiffusersEngine:
         return await asyncio.to_thread(self._run, loaded, call, progress, cancelled)
 
     def _run(
-        self, loaded: LoadedModel, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
+        self,
+        loaded: LoadedModel,
+        call: EngineCall,
+        progress: ProgressFn,
+        cancelled: CancelledFn,
+        *,
+        warming: bool = False,
     ) -> EngineOutput:
         import torch
 
         key = call.key
         pipeline = loaded.pipeline(key.mode)
+        if loaded.compiled is not None:
+            shape = call_shape(
+                loaded.spec.family, call.num_images, key.width, key.height, key.guidance_scale
+            )
+            loaded.compiled.use_for(pipeline, shape, warming=warming)
         prompts, negatives, images, masks, generators = [], [], [], [], []
         for item in call.items:
             for index in range(item.num_images):
@@ -427,6 +416,8 @@ class DiffusersEngine:
                 load_seconds=round(default.load_seconds, 3),
                 description=default.spec.description,
             )
+            if default.compiled is not None:
+                detail["compile"] = default.compiled.report()
         error = self.errors.get(self.default_model)
         if default is None and error is None:
             detail["state"] = "loading" if self.load_mode == "startup" else "loads on first use"
@@ -438,45 +429,9 @@ class DiffusersEngine:
         )
 
 
-@contextmanager
-def condition_area(spec: ModelSpec) -> Iterator[None]:
-    """Qwen-Image-Edit sizes its condition image to a fixed 1024x1024 area inside
-    `__call__` (module function `calculate_dimensions`); a model may declare another area
-    (smaller is faster, e.g. on CPU). Calls are serial per process (the batcher runs one
-    at a time), so swapping the module function for the call's duration is safe."""
-    if spec.condition_area is None or spec.family != "qwen-image-edit":
-        yield
-        return
-    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit as module
-
-    original = module.calculate_dimensions
-    area = spec.condition_area
-    module.calculate_dimensions = lambda _target, ratio: original(area, ratio)
-    try:
-        yield
-    finally:
-        module.calculate_dimensions = original
+def _no_progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
+    pass
 
 
 def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
     return image if image.size == (width, height) else image.resize((width, height))
-
-
-def resolve_device(setting: str, torch: Any) -> str:
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def resolve_dtype(setting: str, device: str, torch: Any) -> Any:
-    if setting != "auto":
-        return getattr(torch, setting)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32
