@@ -1,0 +1,1 @@
+"""Job manager: durable async generation jobs, on SQLite (one machine) or Redis (many)."""

@@ -1,0 +1,52 @@
+"""The job record and its states."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class WebhookSpec(BaseModel):
+    url: str
+    events: list[str] = Field(default_factory=lambda: ["done", "failed", "cancelled"])
+
+
+class Job(BaseModel):
+    """One persisted job. Times are Unix seconds (float)."""
+
+    id: str
+    status: JobStatus = JobStatus.QUEUED
+    request: dict[str, Any]
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    timeout_s: float = 600.0
+    progress_step: int = 0
+    progress_total: int = 0
+    worker_id: str | None = None
+    heartbeat_at: float | None = None
+    cancel_requested: bool = False
+    not_before: float = 0.0  # a retried job waits until then (backoff)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    webhook: WebhookSpec | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None

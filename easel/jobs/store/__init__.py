@@ -1,0 +1,1 @@
+"""Job stores: SQLite (default, one machine) and Redis (many machines), one interface."""

@@ -1,0 +1,114 @@
+"""What the job manager and workers need from a store; SQLite and Redis provide it.
+
+Three small seams: the records (`JobRecords`), the queue that hands jobs to workers with
+at-least-once delivery (`JobQueue`), and each job's append-only event log (`EventLog`).
+A backend implements all three over one connection (`JobStore`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from easel.jobs.models import Job, JobStatus
+
+
+class QueueFull(Exception):
+    def __init__(self, queued: int) -> None:
+        super().__init__(f"{queued} jobs queued")
+        self.queued = queued
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with another request body."""
+
+
+class JobRecords(Protocol):
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(
+        self, *, status: JobStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        """Newest first; the cursor is opaque and continues where a page ended."""
+        ...
+
+    async def counts(self) -> dict[JobStatus, int]: ...
+
+    async def sweep(self, *, older_than: float) -> list[Job]:
+        """Delete terminal jobs finished before `older_than`; return them (for cleanup)."""
+        ...
+
+
+class JobQueue(Protocol):
+    async def submit(self, job: Job, *, max_queued: int) -> Job:
+        """Store and enqueue. With an idempotency key seen before: the existing job if the
+        request hash matches, else IdempotencyConflict. QueueFull beyond `max_queued`."""
+        ...
+
+    async def position(self, job_id: str) -> int | None:
+        """Queued jobs ahead of this one (0 = next); None when it is not queued."""
+        ...
+
+    async def claim(self, worker_id: str, *, now: float) -> Job | None:
+        """Take the oldest runnable queued job: running, attempts + 1, owned by the worker."""
+        ...
+
+    async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
+        """Extend the worker's hold; None when it no longer owns the job."""
+        ...
+
+    async def progress(self, job_id: str, worker_id: str, *, step: int, total: int) -> bool: ...
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        status: JobStatus,
+        now: float,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """Terminal state, if the worker still owns the job; False otherwise."""
+        ...
+
+    async def retry(
+        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
+    ) -> Job | None:
+        """Back to the queue after a transient failure, or failed once attempts are spent."""
+        ...
+
+    async def cancel(self, job_id: str, *, now: float) -> Job | None:
+        """Queued: cancelled at once. Running: cancel requested (the worker stops it).
+        Terminal: unchanged. None when unknown."""
+        ...
+
+    async def recover(self, *, now: float, visibility_timeout: float) -> list[Job]:
+        """Jobs whose worker stopped heartbeating: requeued, or failed when their attempts
+        are spent (cancelled when a cancel was requested). Returns them as they are now."""
+        ...
+
+
+class EventLog(Protocol):
+    async def append(self, job_id: str, event: dict[str, Any]) -> int:
+        """Add an event; returns its id, increasing from 1 per job."""
+        ...
+
+    async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]: ...
+
+
+class JobStore(JobRecords, JobQueue, EventLog, Protocol):
+    async def close(self) -> None: ...
+
+
+def requeued_or_failed(job: Job, *, now: float, not_before: float, error: dict[str, Any]) -> Job:
+    """Where a job goes after a transient failure (both stores use this)."""
+    common: dict[str, Any] = {"worker_id": None, "heartbeat_at": None, "updated_at": now}
+    if job.cancel_requested:
+        return job.model_copy(update={**common, "status": JobStatus.CANCELLED, "finished_at": now})
+    if job.attempts >= job.max_attempts:
+        return job.model_copy(
+            update={**common, "status": JobStatus.FAILED, "finished_at": now, "error": error}
+        )
+    return job.model_copy(
+        update={**common, "status": JobStatus.QUEUED, "not_before": not_before, "error": error}
+    )
