@@ -75,6 +75,23 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once [EASEL_WORKER_CONCURRENCY].")
+    ] = None,
+) -> None:
+    """Run a job worker: claims queued jobs and runs them through the generation service
+    (EASEL_GENERATION_URL, or in this process when unset)."""
+    import asyncio
+
+    from easel.jobs.standalone import run_worker
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_worker(settings, concurrency=concurrency))
+
+
 def _health_table(body: dict[str, object]) -> Table:
     colours = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unknown": "dim"}
     table = Table(title=f"easel system health: {body.get('status')}")

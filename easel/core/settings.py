@@ -182,6 +182,26 @@ class Settings(BaseSettings):
     max_steps: int = Field(150, ge=1, validation_alias=_env("MAX_STEPS"))
     max_side: int = Field(2048, ge=64, validation_alias=_env("MAX_SIDE"))
 
+    # --- jobs ------------------------------------------------------------------------
+    jobs_backend: Literal["sqlite", "redis"] = Field(
+        "sqlite", validation_alias=_env("JOBS_BACKEND")
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL")
+    )
+    jobs_max_queued: int = Field(1000, ge=1, validation_alias=_env("JOBS_MAX_QUEUED"))
+    jobs_max_attempts: int = Field(3, ge=1, validation_alias=_env("JOBS_MAX_ATTEMPTS"))
+    jobs_timeout: float = Field(600.0, gt=0, validation_alias=_env("JOBS_TIMEOUT"))
+    jobs_retention: float = Field(7 * 86400.0, gt=0, validation_alias=_env("JOBS_RETENTION"))
+    jobs_heartbeat: float = Field(2.0, gt=0, validation_alias=_env("JOBS_HEARTBEAT"))
+    jobs_visibility_timeout: float = Field(
+        30.0, gt=0, validation_alias=_env("JOBS_VISIBILITY_TIMEOUT")
+    )
+    jobs_retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("JOBS_RETRY_BACKOFF"))
+    worker_concurrency: int = Field(1, ge=1, validation_alias=_env("WORKER_CONCURRENCY"))
+    worker_poll_interval: float = Field(0.05, ge=0, validation_alias=_env("WORKER_POLL_INTERVAL"))
+    jobs_in_process_worker: bool = Field(True, validation_alias=_env("JOBS_IN_PROCESS_WORKER"))
+
     # --- logs ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", validation_alias=_env("LOG_LEVEL", "LOG_LEVEL")

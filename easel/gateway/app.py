@@ -74,7 +74,9 @@ def create_app(settings: Settings, *, services: tuple[ServiceSpec, ...] = SERVIC
                 endpoint = settings.endpoint(spec.name)
                 service_app = None
                 if endpoint.in_process:
-                    service_app = spec.load_factory()(settings)
+                    # Services it depends on come first in SERVICES; it uses their client.
+                    given = {f"{need}_client": upstreams[need].client for need in spec.needs}
+                    service_app = spec.load_factory()(settings, **given)
                     await stack.enter_async_context(
                         service_app.router.lifespan_context(service_app)
                     )

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from easel.core.settings import Settings
-
-AppFactory = Callable[[Settings], FastAPI]
+AppFactory = Callable[..., FastAPI]  # (settings, **clients of the services it needs)
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,8 @@ class ServiceSpec:
     factory_path: str  # "package.module:create_app"
     default_port: int
     prefixes: tuple[str, ...]  # path prefixes the gateway forwards to this service
+    # Services whose client this one's factory takes (`<name>_client=`) when in-process.
+    needs: tuple[str, ...] = ()
 
     def load_factory(self) -> AppFactory:
         module_name, _, attr = self.factory_path.partition(":")
@@ -39,6 +39,22 @@ SERVICES: tuple[ServiceSpec, ...] = (
         factory_path="easel.generation.app:create_app",
         default_port=8001,
         prefixes=("/api/generate",),
+    ),
+    ServiceSpec(
+        name="job_manager",
+        cli_name="jobs",
+        factory_path="easel.jobs.app:create_app",
+        default_port=8004,
+        prefixes=(
+            "/api/generate/async",
+            "/api/generate/status",
+            "/api/generate/result",
+            "/api/generate/cancel",
+            "/api/generate/events",
+            "/api/jobs",
+            "/generate",  # compat: the first version's pod API queues a job
+        ),
+        needs=("generation",),
     ),
     ServiceSpec(
         name="image_utils",

@@ -19,6 +19,7 @@ from easel.core.body import parse_body
 from easel.core.container import container_of, install_container
 from easel.core.errors import EaselError, NotFound, error_body
 from easel.core.events import Cancelled, Event, Failed, Succeeded, sse_fields
+from easel.core.generation_api import GenerationRequest, GenerationResult
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.metrics import HttpMetrics
@@ -28,7 +29,6 @@ from easel.core.settings import Settings
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
 from easel.generation.metrics import GenerationMetrics
-from easel.generation.schemas import GenerationRequest, GenerationResult
 from easel.generation.service import GenerationService, Limits, Submission
 from easel.generation.styles import Styles
 

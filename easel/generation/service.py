@@ -10,10 +10,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from easel.core.errors import EaselError, InvalidInput
-from easel.core.images import ImageCodec
-from easel.generation.batching import Batcher, Outcome, Ticket
-from easel.generation.engines.base import Engine, EngineItem, Prepared
-from easel.generation.schemas import (
+from easel.core.generation_api import (
     MAX_SEED,
     GeneratedImage,
     GenerationRequest,
@@ -21,6 +18,9 @@ from easel.generation.schemas import (
     Mode,
     Timings,
 )
+from easel.core.images import ImageCodec
+from easel.generation.batching import Batcher, Outcome, Ticket
+from easel.generation.engines.base import Engine, EngineItem, Prepared
 from easel.generation.styles import Styles
 
 

@@ -53,7 +53,8 @@ def test_killed_services_turn_the_system_degraded_then_unhealthy(tmp_path) -> No
         assert body["status"] == "degraded"
         assert httpx.get(f"{stack.url}/health").json()["status"] == "healthy"
 
-        stack.services["generation"].kill()
+        for service in stack.services.values():
+            service.kill()
         body = httpx.get(f"{stack.url}/api/system/health", timeout=10).json()
         assert body["status"] == "unhealthy"
         legacy = httpx.get(f"{stack.url}/health", timeout=10)

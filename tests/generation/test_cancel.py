@@ -1,6 +1,6 @@
 """Cancel and disconnect stop the pipeline at the next step and free the slot.
 
-A long request (100 steps of the tiny model at 256 px, seconds on this machine) is stopped
+A long request (150 steps of the tiny model at 512 px, many seconds here) is stopped
 early; steps are counted by the service itself (`queue.steps_run` in its health).
 """
 
@@ -21,7 +21,8 @@ from tests.generation.helpers import (
     wait_until_running,
 )
 
-LONG = {"prompt": "a long one", "steps": 100, "width": 256, "height": 256, "seed": 1}
+# Long enough (seconds) that a cancel or a kill always lands mid-run.
+LONG = {"prompt": "a long one", "steps": 150, "width": 512, "height": 512, "seed": 1}
 
 
 def test_explicit_cancel_of_a_running_stream_stops_within_one_step(api: httpx.Client) -> None:

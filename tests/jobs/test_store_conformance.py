@@ -218,3 +218,10 @@ async def test_sweep_removes_old_terminal_jobs_and_their_events(store) -> None:
     assert [job.id for job in gone] == [old.id]
     assert await store.get(old.id) is None and await store.read(old.id, after=0) == []
     assert await store.get(recent.id) is not None and await store.get(queued.id) is not None
+
+
+async def test_finish_needs_a_terminal_status(store) -> None:
+    (job,) = await submit(store)
+    await store.claim("w", now=NOW)
+    with pytest.raises(ValueError):
+        await store.finish(job.id, "w", status=JobStatus.QUEUED, now=NOW)

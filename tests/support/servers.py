@@ -104,6 +104,27 @@ def start_server(
     raise RuntimeError(f"{target} did not become healthy in {START_TIMEOUT}s:\n{server.log()}")
 
 
+def start_worker(tmp: Path, env: Mapping[str, str] | None = None) -> ServerProcess:
+    """`python -m easel worker` (no HTTP: `port` is 0); returns once it runs."""
+    log_path = tmp / f"worker-{len(list(tmp.glob('worker-*.log')))}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "easel", "worker"],
+            cwd=tmp,
+            env=base_env(tmp, {"EASEL_LOG_LEVEL": "INFO", **(env or {})}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    worker = ServerProcess("worker", 0, process, log_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    while "started" not in worker.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise RuntimeError(f"worker did not start:\n{worker.log()}")
+        time.sleep(0.05)
+    return worker
+
+
 @dataclass
 class Stack:
     """A running topology: the gateway and, in split mode, each service's own process."""
@@ -125,19 +146,21 @@ class Stack:
 SPLIT_SERVICES = {
     "generation": ("generation", "EASEL_GENERATION_URL"),
     "image_utils": ("image-utils", "EASEL_IMAGE_UTILS_URL"),
+    "job_manager": ("jobs", "EASEL_JOB_MANAGER_URL"),
 }
 
 
 def start_stack(topology: str, tmp: Path, env: Mapping[str, str] | None = None) -> Stack:
     if topology == "all-in-one":
         return Stack(topology, start_server("all", tmp, env))
-    services = {
-        name: start_server(target, tmp, env) for name, (target, _) in SPLIT_SERVICES.items()
-    }
-    gateway_env = dict(env or {})
-    for name, (_, url_var) in SPLIT_SERVICES.items():
-        gateway_env[url_var] = services[name].url
-    return Stack(topology, start_server("gateway", tmp, gateway_env), services)
+    # In order, each told the URLs of those before it (the job manager's worker calls
+    # generation by URL); the gateway is told them all.
+    services: dict[str, ServerProcess] = {}
+    urls = dict(env or {})
+    for name, (target, url_var) in SPLIT_SERVICES.items():
+        services[name] = start_server(target, tmp, urls)
+        urls[url_var] = services[name].url
+    return Stack(topology, start_server("gateway", tmp, urls), services)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from easel.generation.schemas import GenerationRequest, Mode
+from easel.core.generation_api import GenerationRequest, Mode
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from easel.core.errors import InvalidInput, ServiceUnavailable, validation_details
+from easel.core.generation_api import GenerationRequest, Mode
 from easel.core.settings import ModelSpec, Settings
 from easel.generation.engines.base import (
     CallKey,
@@ -44,7 +45,6 @@ from easel.generation.engines.models import (
     resolve_source,
 )
 from easel.generation.engines.previews import latent_preview
-from easel.generation.schemas import GenerationRequest, Mode
 
 log = logging.getLogger("easel.generation.diffusers")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from easel.generation.schemas import Mode
+from easel.core.generation_api import Mode
 
 
 class SDExtra(BaseModel):

@@ -167,15 +167,14 @@ class SQLiteJobStore:
         return result
 
     async def position(self, job_id: str) -> int | None:
-        job = await self.get(job_id)
-        if job is None or job.status is not JobStatus.QUEUED:
-            return None
+        # One statement: a job claimed meanwhile cannot get a number.
         async with self.db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status=? AND seq < (SELECT seq FROM jobs WHERE id=?)",
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE status=?1 AND seq < q.seq) FROM jobs q"
+            " WHERE q.id=?2 AND q.status=?1",
             (JobStatus.QUEUED.value, job_id),
         ) as rows:
             row = await rows.fetchone()
-        return int(row[0]) if row else 0
+        return int(row[0]) if row else None
 
     async def _transaction(self, work: Any) -> Any:
         """Run `work()` (a coroutine function) under SQLite's write lock."""
@@ -249,6 +248,9 @@ class SQLiteJobStore:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> bool:
+        if not status.is_terminal:
+            raise ValueError(f"finish needs a terminal status, not {status}")
+
         async def work() -> bool:
             job = await self._owned(job_id, worker_id)
             if job is None:

@@ -1,4 +1,5 @@
-"""Request and response bodies of the generation service (SPEC: "Generation request")."""
+"""The generation request and result: the public contract (SPEC: "Generation request")
+shared by the generation service, the job manager and the gateway's first-version API."""
 
 from __future__ import annotations
 

@@ -1,0 +1,287 @@
+"""The job manager app: `create_app(settings, generation_client=None)`.
+
+Its lifespan opens the store (SQLite or Redis), and in all-in-one mode runs one worker in
+this process, plus a maintenance loop that recovers jobs of dead workers and removes jobs
+past their retention. The worker reaches the generation service by URL, or in-process
+through the client the gateway hands over (or one built here when running alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+from easel.core.app import create_service_app
+from easel.core.asgi_transport import StreamingASGITransport
+from easel.core.body import read_fields
+from easel.core.container import container_of, install_container
+from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.settings import Settings
+from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
+from easel.jobs.models import JobStatus
+from easel.jobs.results import ResultFiles
+from easel.jobs.store.base import JobStore
+from easel.jobs.worker import Worker, WorkerConfig, recover_stale
+
+SERVICE = "job_manager"
+log = logging.getLogger("easel.jobs")
+
+
+@dataclass(frozen=True)
+class JobsContainer:
+    settings: Settings
+    manager: JobManager
+    store: JobStore
+    results: ResultFiles
+    worker: Worker | None
+
+
+Container = Annotated[JobsContainer, Depends(container_of(JobsContainer))]
+router = APIRouter(tags=["jobs"])
+
+
+class Queued(BaseModel):
+    task_id: str
+    status: JobStatus
+
+
+@router.post("/api/generate/async", status_code=202, response_model=Queued)
+async def submit(
+    request: Request,
+    container: Container,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Queued:
+    """Queue a generation (the body of `POST /api/generate`, plus optional `webhook` and
+    `timeout`). 202 with the task id. The same `Idempotency-Key` and body return the same
+    job; the same key with another body is a 409. A full queue is a 429 with Retry-After."""
+    body = await read_fields(request, max_field_bytes=container.settings.max_body_bytes)
+    job = await container.manager.submit(body, idempotency_key=idempotency_key)
+    return Queued(task_id=job.id, status=job.status)
+
+
+@router.get("/api/generate/status/{task_id}", response_model=JobView)
+async def status(task_id: str, container: Container) -> JobView:
+    """Status, progress (step, total), queue position, ETA, timestamps and error."""
+    return await container.manager.status(task_id)
+
+
+@router.get("/api/generate/result/{task_id}")
+async def result(task_id: str, container: Container) -> dict[str, Any]:
+    """The images of a done job (base64). 409 while it is not done, or with the error of a
+    failed one; 404 when unknown or removed after its retention."""
+    return await container.manager.result(task_id)
+
+
+@router.post("/api/generate/cancel/{task_id}", response_model=JobView)
+async def cancel(task_id: str, container: Container) -> JobView:
+    """Cancel (idempotent): a queued job never starts; a running one stops at its next step."""
+    return await container.manager.cancel(task_id)
+
+
+@router.get("/api/generate/events/{task_id}", response_class=EventSourceResponse)
+async def events(
+    task_id: str,
+    container: Container,
+    last_event_id: Annotated[int, Header(ge=0)] = 0,
+) -> EventSourceResponse:
+    """Server-sent events from the job's log, from `Last-Event-ID` on (replay after a
+    reconnect), live until the terminal event (`result` with the images, `error` or
+    `cancelled`)."""
+    await container.manager.status(task_id)  # 404 before the stream opens
+
+    async def fields() -> AsyncIterator[dict[str, str]]:
+        async for event_id, event in container.manager.events(task_id, after=last_event_id):
+            yield {"id": str(event_id), "event": str(event["type"]), "data": json.dumps(event)}
+
+    return EventSourceResponse(fields(), ping=15)
+
+
+@router.get("/api/jobs", response_model=JobList)
+async def list_jobs(
+    container: Container,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> JobList:
+    """Jobs, newest first, optionally of one status; `next_cursor` continues the list."""
+    return await container.manager.list_jobs(status=status, limit=limit, cursor=cursor)
+
+
+class LegacyGenerate(BaseModel):
+    """compat: the first version's body."""
+
+    mode: str
+    prompt: str | None = None
+    style: str | None = None
+    target_image: str | None = None
+    extra_params: dict[str, Any] | None = None
+
+
+class LegacyQueued(BaseModel):
+    task_id: str
+    status: str
+    image: None = None
+    error: None = None
+
+
+@router.post("/generate", response_model=LegacyQueued, include_in_schema=True)
+async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyQueued:
+    """compat: the first version's pod API. Queues a real job (poll
+    `/api/generate/status/{task_id}`); `target_image` is the input image."""
+    request: dict[str, Any] = {"mode": body.mode}
+    if body.prompt is not None:
+        request["prompt"] = body.prompt
+    if body.style is not None:
+        request["style"] = body.style
+    if body.target_image is not None:
+        request["input_image"] = body.target_image
+    if body.extra_params:
+        request["extra_params"] = body.extra_params
+    job = await container.manager.submit(request, idempotency_key=None)
+    return LegacyQueued(task_id=job.id, status=job.status)
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/api/health", response_model=ServiceHealth)
+async def health(container: Container) -> ServiceHealth:
+    """Store backend and reachability, job counts, the in-process worker, disk used."""
+    try:
+        counts = await container.store.counts()
+    except Exception as exc:  # the store itself is down: say so, do not crash
+        return ServiceHealth(
+            status=HealthStatus.UNHEALTHY,
+            service=SERVICE,
+            version=container.settings.version,
+            detail={"backend": container.settings.jobs_backend, "error": repr(exc)},
+        )
+    return ServiceHealth(
+        status=HealthStatus.HEALTHY,
+        service=SERVICE,
+        version=container.settings.version,
+        detail={
+            "backend": container.settings.jobs_backend,
+            "jobs": {status.value: count for status, count in counts.items()},
+            "worker": container.worker.worker_id if container.worker else None,
+        },
+    )
+
+
+async def open_store(settings: Settings) -> JobStore:
+    if settings.jobs_backend == "redis":
+        from easel.jobs.store.redis import RedisJobStore
+
+        return await RedisJobStore.connect(settings.redis_url)
+    from easel.jobs.store.sqlite import SQLiteJobStore
+
+    return await SQLiteJobStore.open(settings.data_dir / "jobs.db")
+
+
+async def make_generation_client(
+    settings: Settings, stack: AsyncExitStack, given: httpx.AsyncClient | None
+) -> httpx.AsyncClient:
+    """The worker's way to the generation service: given by the gateway, by URL, or an
+    in-process generation app of this process's own."""
+    if given is not None:
+        return given
+    if settings.generation_url:
+        client = httpx.AsyncClient(base_url=settings.generation_url)
+    else:
+        from easel.generation.app import create_app as create_generation_app
+
+        app = create_generation_app(settings)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(
+            transport=StreamingASGITransport(app), base_url="http://generation.in-process"
+        )
+    return await stack.enter_async_context(client)
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=settings.worker_concurrency,
+        heartbeat_s=settings.jobs_heartbeat,
+        visibility_timeout_s=settings.jobs_visibility_timeout,
+        poll_interval_s=settings.worker_poll_interval,
+        retry_backoff_s=settings.jobs_retry_backoff,
+    )
+
+
+async def maintain(manager: JobManager, settings: Settings) -> None:
+    """Recover jobs of dead workers; remove jobs (and images) past their retention."""
+    while True:
+        try:
+            now = manager.clock()
+            await recover_stale(
+                manager.store, now=now, visibility_timeout=settings.jobs_visibility_timeout
+            )
+            for job in await manager.store.sweep(older_than=now - settings.jobs_retention):
+                for image in (job.result or {}).get("images", []):
+                    manager.results.delete(image["sha256"])
+        except Exception:
+            log.exception("job maintenance failed; trying again")
+        await asyncio.sleep(min(settings.jobs_heartbeat, 60))
+
+
+def create_app(
+    settings: Settings, *, generation_client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            results = ResultFiles(settings.data_dir / "results")
+            manager = JobManager(
+                store=store,
+                results=results,
+                limits=JobLimits(
+                    max_queued=settings.jobs_max_queued,
+                    max_attempts=settings.jobs_max_attempts,
+                    timeout_s=settings.jobs_timeout,
+                    concurrency=settings.worker_concurrency,
+                ),
+            )
+            worker = None
+            tasks = []
+            if settings.jobs_in_process_worker:
+                client = await make_generation_client(settings, stack, generation_client)
+                worker = Worker(
+                    store=store, results=results, generation=client, config=worker_config(settings)
+                )
+                tasks.append(asyncio.create_task(worker.run()))
+            tasks.append(asyncio.create_task(maintain(manager, settings)))
+            install_container(
+                app,
+                JobsContainer(
+                    settings=settings, manager=manager, store=store, results=results, worker=worker
+                ),
+            )
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    return create_service_app(
+        settings,
+        service=SERVICE,
+        description="Durable async generation jobs: queue, progress, events, cancel, results.",
+        lifespan=lifespan,
+        routers=[router, health_router],
+    )

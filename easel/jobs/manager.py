@@ -1,0 +1,237 @@
+"""JobManager: what the job endpoints do, over any JobStore."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from easel.core.body import validate_fields
+from easel.core.errors import Conflict, EaselError, NotFound, TooManyRequests
+from easel.core.events import EventType
+from easel.core.generation_api import GenerationRequest
+from easel.jobs.models import Job, JobStatus, WebhookSpec
+from easel.jobs.results import ResultFiles
+from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    max_queued: int
+    max_attempts: int
+    timeout_s: float
+    concurrency: int  # workers x concurrency, for the ETA
+
+
+class JobOptions(BaseModel):
+    """Job-level fields of an async request, beside the generation request's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: WebhookSpec | None = None
+    timeout: float | None = Field(None, gt=0, description="Seconds before the job fails.")
+
+
+JOB_FIELDS = set(JobOptions.model_fields)
+
+
+class Progress(BaseModel):
+    step: int
+    total: int
+
+
+class Timestamps(BaseModel):
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class JobView(BaseModel):
+    task_id: str
+    status: JobStatus
+    progress: Progress
+    queue_position: int | None
+    eta_s: float | None = Field(None, description="Estimated seconds until it finishes.")
+    attempts: int
+    timestamps: Timestamps
+    error: dict[str, Any] | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+_TERMINAL_TYPES = {str(t) for t in EventType if t.is_terminal}
+
+
+class JobFailed(EaselError):
+    """The result of a failed job: its error, in `details`."""
+
+    status, code = 409, "job_failed"
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class JobManager:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        results: ResultFiles,
+        limits: JobLimits,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.store = store
+        self.results = results
+        self.limits = limits
+        self.clock = clock
+        self.poll_interval = poll_interval
+
+    # ---- submit ------------------------------------------------------------------------
+    async def submit(self, body: dict[str, Any], *, idempotency_key: str | None) -> Job:
+        options = validate_fields(JobOptions, {k: v for k, v in body.items() if k in JOB_FIELDS})
+        generation = validate_fields(
+            GenerationRequest, {k: v for k, v in body.items() if k not in JOB_FIELDS}
+        )
+        request = generation.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        now = self.clock()
+        job = Job(
+            id=uuid.uuid4().hex,
+            request=request,
+            created_at=now,
+            updated_at=now,
+            max_attempts=self.limits.max_attempts,
+            timeout_s=options.timeout or self.limits.timeout_s,
+            webhook=options.webhook,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash(body) if idempotency_key else None,
+        )
+        try:
+            stored = await self.store.submit(job, max_queued=self.limits.max_queued)
+        except QueueFull as full:
+            eta = await self._eta(full.queued)
+            raise TooManyRequests(
+                f"the job queue is full ({full.queued} queued); retry later",
+                details={"queued": full.queued, "max_queued": self.limits.max_queued},
+                headers={"Retry-After": str(max(1, math.ceil(eta or 1)))},
+            ) from full
+        except IdempotencyConflict as conflict:
+            raise Conflict(
+                "this Idempotency-Key was used with a different request body",
+                details={"idempotency_key": idempotency_key},
+            ) from conflict
+        if stored.id == job.id:
+            await self.store.append(job.id, {"type": EventType.QUEUED, "status": "queued"})
+        return stored
+
+    # ---- reads -------------------------------------------------------------------------
+    async def _job(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None or job.status is JobStatus.EXPIRED:
+            raise NotFound(f"no job {job_id!r} (unknown, or removed after its retention)")
+        return job
+
+    async def _recent_duration(self) -> float | None:
+        done, _ = await self.store.list_jobs(status=JobStatus.DONE, limit=20, cursor=None)
+        spans = [j.finished_at - j.started_at for j in done if j.finished_at and j.started_at]
+        return sum(spans) / len(spans) if spans else None
+
+    async def _eta(self, ahead: int) -> float | None:
+        duration = await self._recent_duration()
+        if duration is None:
+            return None
+        return duration * (ahead // max(1, self.limits.concurrency) + 1)
+
+    async def view(self, job: Job) -> JobView:
+        position = await self.store.position(job.id) if job.status is JobStatus.QUEUED else None
+        eta = None
+        if position is not None:
+            eta = await self._eta(position)
+        elif job.status is JobStatus.RUNNING and job.progress_total and job.started_at:
+            elapsed = self.clock() - job.started_at
+            done = max(job.progress_step, 1) / job.progress_total
+            eta = max(0.0, elapsed / done - elapsed)
+        return JobView(
+            task_id=job.id,
+            status=job.status,
+            progress=Progress(step=job.progress_step, total=job.progress_total),
+            queue_position=position,
+            eta_s=None if eta is None else round(eta, 3),
+            attempts=job.attempts,
+            timestamps=Timestamps(
+                created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at
+            ),
+            error=job.error if job.status is not JobStatus.DONE else None,
+        )
+
+    async def status(self, job_id: str) -> JobView:
+        return await self.view(await self._job(job_id))
+
+    async def list_jobs(
+        self, *, status: JobStatus | None, limit: int, cursor: str | None
+    ) -> JobList:
+        jobs, next_cursor = await self.store.list_jobs(status=status, limit=limit, cursor=cursor)
+        return JobList(jobs=[await self.view(job) for job in jobs], next_cursor=next_cursor)
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        job = await self._job(job_id)
+        if job.status is JobStatus.FAILED:
+            error = job.error or {}
+            raise JobFailed(f"job {job_id} failed: {error.get('message', 'unknown error')}",
+                            details=error)  # fmt: skip
+        if job.status is not JobStatus.DONE or job.result is None:
+            raise Conflict(
+                f"job {job_id} is {job.status}, not done", details={"status": job.status}
+            )
+        return {"task_id": job.id, **await run_in_threadpool(self._with_images, job.result)}
+
+    def _with_images(self, result: dict[str, Any]) -> dict[str, Any]:
+        images = []
+        for image in result.get("images", []):
+            data = self.results.load(image["sha256"])
+            if data is None:
+                raise NotFound("the job's images were removed")
+            images.append({**image, "image": base64.b64encode(data).decode("ascii")})
+        return {**result, "images": images}
+
+    # ---- cancel ------------------------------------------------------------------------
+    async def cancel(self, job_id: str) -> JobView:
+        before = await self._job(job_id)
+        job = await self.store.cancel(job_id, now=self.clock())
+        assert job is not None
+        if before.status is JobStatus.QUEUED and job.status is JobStatus.CANCELLED:
+            # Nobody runs it, so the manager writes its last event.
+            await self.store.append(job_id, {"type": EventType.CANCELLED, "status": "cancelled"})
+        return await self.view(job)
+
+    # ---- events ------------------------------------------------------------------------
+    async def events(self, job_id: str, *, after: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """The job's event log from `after`, live until its terminal event."""
+        await self._job(job_id)
+        while True:
+            for event_id, event in await self.store.read(job_id, after=after):
+                after = event_id
+                if event.get("type") == EventType.RESULT and "result" in event:
+                    event = {**event, "result": await run_in_threadpool(
+                        self._with_images, event["result"])}  # fmt: skip
+                yield event_id, event
+                if event.get("type") in _TERMINAL_TYPES:
+                    return
+            job = await self.store.get(job_id)
+            if job is None:
+                return
+            await asyncio.sleep(self.poll_interval)

@@ -1,0 +1,272 @@
+"""The Redis job store: one queue shared by gateways, job managers and workers on many machines.
+
+A job is a hash with one JSON value per field; sorted sets index it by arrival, status,
+heartbeat and finish time (the key layout is in `redis_scripts`). Every read-modify-write
+is atomic on the server:
+
+- where the change is fixed in advance (submit, claim, heartbeat, progress, finish), one Lua
+  script checks and writes;
+- where Python decides the next state (cancel, retry, recover use `requeued_or_failed`), the
+  job is read, its next state computed, and written by a script only if the fields that
+  decision read are unchanged; otherwise it is read again (optimistic concurrency).
+
+Time always comes from the callers' `now`, never from the Redis clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+
+from easel.jobs.models import Job, JobStatus
+from easel.jobs.store.base import IdempotencyConflict, QueueFull, requeued_or_failed
+from easel.jobs.store.redis_scripts import Scripts
+
+# A dropped connection (a Redis restart or fail-over) is retried for about ten seconds.
+_RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
+_HEALTH_CHECK_S = 5  # an idle pooled connection is PINGed before use after this long
+_SWEEP_BATCH = 200
+
+# The fields each optimistic decision reads: written only if they still hold.
+_CANCEL_READS = ("status",)
+_RETRY_READS = ("status", "worker_id", "attempts", "cancel_requested")
+_RECOVER_READS = (*_RETRY_READS, "heartbeat_at")
+_LOST = {"code": "worker_lost", "message": "the worker stopped answering"}
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fields(job: Job) -> dict[str, str]:
+    return {name: _encode(value) for name, value in job.model_dump(mode="json").items()}
+
+
+def _job(fields: Mapping[Any, Any] | Sequence[Any]) -> Job:
+    """A job from its hash: HGETALL's dict, or a script's flat [field, value, ...] list."""
+    if not isinstance(fields, Mapping):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    return Job.model_validate({name: json.loads(value) for name, value in fields.items()})
+
+
+def _owner(worker_id: str) -> dict[str, str]:
+    return {"status": _encode(JobStatus.RUNNING.value), "worker_id": _encode(worker_id)}
+
+
+def _flat(mapping: Mapping[str, str]) -> list[str]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+class RedisJobStore:
+    """A `JobStore` over one Redis database; all its keys start with `prefix:`."""
+
+    def __init__(self, client: Redis, *, prefix: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._scripts = Scripts.register(client)
+
+    @classmethod
+    async def connect(cls, url: str, *, prefix: str = "easel") -> RedisJobStore:
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=_RETRY,
+            retry_on_error=[ConnectionError, TimeoutError],
+            health_check_interval=_HEALTH_CHECK_S,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+        )
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return cls(client, prefix=prefix)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    async def _update(
+        self, job_id: str, guard: Mapping[str, str], changes: Mapping[str, str]
+    ) -> Job | None:
+        """Write `changes` if every field in `guard` holds its value; the job as it is now."""
+        found = await self._scripts.update(
+            args=[self.prefix, job_id, "1", len(guard), *_flat(guard), *_flat(changes)]
+        )
+        return _job(found) if found else None
+
+    async def _touch(
+        self, job_id: str, guard: Mapping[str, str], changes: Mapping[str, str]
+    ) -> bool:
+        """`_update` without reading the job back (progress runs at every step)."""
+        done = await self._scripts.update(
+            args=[self.prefix, job_id, "0", len(guard), *_flat(guard), *_flat(changes)]
+        )
+        return bool(done)
+
+    async def _change(
+        self, job_id: str, decide: Callable[[Job], Job | None], *, reads: Sequence[str]
+    ) -> Job | None:
+        """Read the job, `decide` its next state (None: leave it), write that state if the
+        fields in `reads` did not change meanwhile, else start over. The job as written."""
+        while True:
+            job = await self.get(job_id)
+            if job is None:
+                return None
+            wanted = decide(job)
+            if wanted is None or wanted == job:
+                return wanted
+            before, after = _fields(job), _fields(wanted)
+            guard = {name: before[name] for name in reads}
+            changes = {name: value for name, value in after.items() if before[name] != value}
+            written = await self._update(job_id, guard, changes)
+            if written is not None:
+                return written
+
+    # ---- records -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job | None:
+        found = await self.redis.hgetall(self._key(f"job:{job_id}"))
+        return _job(found) if found else None
+
+    async def list_jobs(
+        self, *, status: JobStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        index = "all" if status is None else f"status:{status.value}"
+        before = f"({cursor}" if cursor and cursor.isdigit() else "+inf"
+        rows = await self._scripts.page(args=[self.prefix, index, before, limit + 1])
+        jobs = [_job(fields) for _, fields in rows[:limit]]
+        next_cursor = str(int(float(rows[limit - 1][0]))) if len(rows) > limit else None
+        return jobs, next_cursor
+
+    async def counts(self) -> dict[JobStatus, int]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for status in JobStatus:
+                pipe.zcard(self._key(f"status:{status.value}"))
+            found = await pipe.execute()
+        return {status: int(count) for status, count in zip(JobStatus, found, strict=True)}
+
+    async def sweep(self, *, older_than: float) -> list[Job]:
+        gone: list[Job] = []
+        while True:
+            batch = await self._scripts.sweep(
+                args=[self.prefix, _encode(float(older_than)), _SWEEP_BATCH]
+            )
+            gone.extend(_job(fields) for fields in batch)
+            if len(batch) < _SWEEP_BATCH:
+                return gone
+
+    # ---- queue ---------------------------------------------------------------------------
+    async def submit(self, job: Job, *, max_queued: int) -> Job:
+        fields = _fields(job)
+        reply = await self._scripts.submit(
+            args=[self.prefix, job.id, max_queued, fields["idempotency_key"], *_flat(fields)]
+        )
+        outcome = reply[0]
+        if outcome == "full":
+            raise QueueFull(int(reply[1]))
+        if outcome == "created":
+            return job
+        existing = _job(reply[1])
+        if outcome == "key" and existing.request_hash != job.request_hash:
+            raise IdempotencyConflict(job.idempotency_key)
+        return existing
+
+    async def position(self, job_id: str) -> int | None:
+        rank = await self.redis.zrank(self._key(f"status:{JobStatus.QUEUED.value}"), job_id)
+        return rank if isinstance(rank, int) else None
+
+    async def claim(self, worker_id: str, *, now: float) -> Job | None:
+        found = await self._scripts.claim(
+            args=[self.prefix, _encode(float(now)), _encode(worker_id)]
+        )
+        return _job(found) if found else None
+
+    async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
+        return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})
+
+    async def progress(self, job_id: str, worker_id: str, *, step: int, total: int) -> bool:
+        changes = {"progress_step": _encode(step), "progress_total": _encode(total)}
+        return await self._touch(job_id, _owner(worker_id), changes)
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        status: JobStatus,
+        now: float,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        if not status.is_terminal:
+            raise ValueError(f"finish needs a terminal status, not {status}")
+        at = _encode(float(now))
+        changes = {
+            "status": _encode(status.value),
+            "finished_at": at,
+            "updated_at": at,
+            "result": _encode(result),
+            "error": _encode(error),
+        }
+        return await self._touch(job_id, _owner(worker_id), changes)
+
+    async def retry(
+        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
+    ) -> Job | None:
+        def decide(job: Job) -> Job | None:
+            if job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
+                return None
+            return requeued_or_failed(job, now=now, not_before=not_before, error=error)
+
+        return await self._change(job_id, decide, reads=_RETRY_READS)
+
+    async def cancel(self, job_id: str, *, now: float) -> Job | None:
+        def decide(job: Job) -> Job:
+            if job.status.is_terminal:
+                return job
+            if job.status is JobStatus.QUEUED:
+                update = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
+                return job.model_copy(update=update)
+            return job.model_copy(update={"cancel_requested": True, "updated_at": now})
+
+        return await self._change(job_id, decide, reads=_CANCEL_READS)
+
+    async def recover(self, *, now: float, visibility_timeout: float) -> list[Job]:
+        cutoff = now - visibility_timeout
+
+        def decide(job: Job) -> Job | None:
+            stale = job.heartbeat_at is not None and job.heartbeat_at < cutoff
+            if job.status is not JobStatus.RUNNING or not stale:
+                return None  # it finished, or its worker answered, since we looked
+            return requeued_or_failed(job, now=now, not_before=now, error=_LOST)
+
+        stale_ids = await self.redis.zrangebyscore(
+            self._key("running"), "-inf", f"({_encode(float(cutoff))}"
+        )
+        recovered = []
+        for job_id in map(str, stale_ids):  # str already (decode_responses); for mypy
+            job = await self._change(job_id, decide, reads=_RECOVER_READS)
+            if job is not None:
+                recovered.append(job)
+        return recovered
+
+    # ---- events --------------------------------------------------------------------------
+    async def append(self, job_id: str, event: dict[str, Any]) -> int:
+        # RPUSH answers the list's new length: with events never removed one by one, that
+        # is an id increasing from 1, given atomically to concurrent appenders.
+        return await self.redis.rpush(self._key(f"events:{job_id}"), json.dumps(event))
+
+    async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]:
+        start = max(after, 0)
+        found = await self.redis.lrange(self._key(f"events:{job_id}"), start, -1)
+        return [(start + offset, json.loads(event)) for offset, event in enumerate(found, 1)]

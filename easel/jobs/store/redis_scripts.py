@@ -1,0 +1,203 @@
+"""The Lua scripts of the Redis job store: each read-modify-write runs as one script.
+
+Redis runs a script atomically (no other command interleaves), so a script is the Redis
+counterpart of SQLite's `BEGIN IMMEDIATE`. Scripts never decide where a job goes after a
+failure (`requeued_or_failed` does, in Python); they check, write and keep the indexes true.
+
+Keys, all under the store's prefix P (ARGV[1] of every script):
+
+    P:job:<id>        hash, one field per `Job` field, each value JSON-encoded
+    P:events:<id>     list of JSON events; an event's id is its 1-based index (RPUSH's reply)
+    P:seq             counter giving each job its arrival number (seq)
+    P:all             zset id -> seq, every job (listing, newest first)
+    P:status:<s>      zset id -> seq, the jobs in status s (listing, counts, queue positions)
+    P:ready           zset id -> seq, queued jobs a claim may take, oldest first
+    P:waiting         zset id -> not_before, queued jobs backing off (claims move them to ready)
+    P:running         zset id -> heartbeat_at (recover finds the stale ones)
+    P:finished        zset id -> finished_at, terminal jobs (sweep)
+    P:idempotency     hash JSON-encoded idempotency key -> job id
+
+Scripts reach job keys they compute, so on Redis Cluster the prefix needs a hash tag
+(e.g. `{easel}`) to keep one store's keys in one slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+# Shared by every script: key names, and `reindex`, which moves a job between the index
+# sets after its fields changed (`old` is its status before, nil for a new job).
+_PRELUDE = """
+local P = ARGV[1]
+local function key(name) return P .. ':' .. name end
+local function job_key(id) return P .. ':job:' .. id end
+local function status_of(jk)
+  local raw = redis.call('HGET', jk, 'status')
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function reindex(id, old)
+  local jk = job_key(id)
+  local new = status_of(jk)
+  local seq = redis.call('ZSCORE', key('all'), id)
+  if old ~= new then
+    if old then redis.call('ZREM', key('status:' .. old), id) end
+    redis.call('ZADD', key('status:' .. new), seq, id)
+  end
+  for _, name in ipairs({'ready', 'waiting', 'running', 'finished'}) do
+    redis.call('ZREM', key(name), id)
+  end
+  if new == 'queued' then
+    local not_before = redis.call('HGET', jk, 'not_before')
+    if tonumber(not_before) <= 0 then
+      redis.call('ZADD', key('ready'), seq, id)
+    else
+      redis.call('ZADD', key('waiting'), not_before, id)
+    end
+  elseif new == 'running' then
+    redis.call('ZADD', key('running'), redis.call('HGET', jk, 'heartbeat_at'), id)
+  else
+    local finished_at = redis.call('HGET', jk, 'finished_at')
+    if finished_at ~= 'null' then redis.call('ZADD', key('finished'), finished_at, id) end
+  end
+end
+"""
+
+# ARGV: P, id, max_queued, JSON idempotency key (or 'null'), field, value, ...
+# Reply: {'created'} | {'key', fields} | {'id', fields} | {'full', queued}
+SUBMIT = """
+local id, max_queued, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if idem ~= 'null' then
+  local other = redis.call('HGET', key('idempotency'), idem)
+  if other then
+    local found = redis.call('HGETALL', job_key(other))
+    if #found > 0 then return {'key', found} end
+  end
+end
+-- The same job sent twice (a retry after a lost reply) is stored once.
+local same = redis.call('HGETALL', job_key(id))
+if #same > 0 then return {'id', same} end
+local queued = redis.call('ZCARD', key('status:queued'))
+if queued >= max_queued then return {'full', queued} end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', job_key(id), unpack(fields))
+redis.call('ZADD', key('all'), redis.call('INCR', key('seq')), id)
+if idem ~= 'null' then redis.call('HSET', key('idempotency'), idem, id) end
+reindex(id, nil)
+return {'created'}
+"""
+
+# ARGV: P, now, JSON worker id. Reply: the claimed job's fields, or nil.
+CLAIM = """
+local now, worker = ARGV[2], ARGV[3]
+local due = redis.call('ZRANGEBYSCORE', key('waiting'), '-inf', now)
+for _, id in ipairs(due) do
+  redis.call('ZADD', key('ready'), redis.call('ZSCORE', key('all'), id), id)
+end
+redis.call('ZREMRANGEBYSCORE', key('waiting'), '-inf', now)
+-- A job made ready by a caller whose clock runs ahead may not be due by ours: skip it.
+local offset = 0
+while true do
+  local batch = redis.call('ZRANGE', key('ready'), offset, offset + 99)
+  if #batch == 0 then return false end
+  for _, id in ipairs(batch) do
+    local jk = job_key(id)
+    if tonumber(redis.call('HGET', jk, 'not_before')) <= tonumber(now) then
+      redis.call('HINCRBY', jk, 'attempts', 1)
+      if redis.call('HGET', jk, 'started_at') == 'null' then
+        redis.call('HSET', jk, 'started_at', now)
+      end
+      redis.call('HSET', jk, 'status', '"running"', 'worker_id', worker,
+                 'heartbeat_at', now, 'updated_at', now)
+      reindex(id, 'queued')
+      return redis.call('HGETALL', jk)
+    end
+  end
+  offset = offset + #batch
+end
+"""
+
+# ARGV: P, id, returning ('1' | '0'), guard count n, n (field, expected value) pairs,
+# then (field, value) pairs to write. Writes only if every guarded field still holds its
+# expected value. Reply: nil when unknown or guarded out; else the fields, or 1.
+UPDATE = """
+local id, returning, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local jk = job_key(id)
+local old = status_of(jk)
+if not old then return false end
+for i = 5, 4 + 2 * n, 2 do
+  if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
+end
+local changes = {}
+for i = 5 + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
+if #changes > 0 then
+  redis.call('HSET', jk, unpack(changes))
+  reindex(id, old)
+end
+if returning == '1' then return redis.call('HGETALL', jk) end
+return 1
+"""
+
+# ARGV: P, older_than, batch size. Deletes up to a batch of terminal jobs finished before
+# older_than, with their events and idempotency key. Reply: the deleted jobs' fields.
+SWEEP = """
+local ids = redis.call('ZRANGEBYSCORE', key('finished'), '-inf', '(' .. ARGV[2],
+                       'LIMIT', 0, tonumber(ARGV[3]))
+local gone = {}
+for _, id in ipairs(ids) do
+  local jk = job_key(id)
+  local fields = redis.call('HGETALL', jk)
+  if #fields > 0 then
+    gone[#gone + 1] = fields
+    redis.call('ZREM', key('status:' .. status_of(jk)), id)
+    local idem = redis.call('HGET', jk, 'idempotency_key')
+    if redis.call('HGET', key('idempotency'), idem) == id then
+      redis.call('HDEL', key('idempotency'), idem)
+    end
+  end
+  redis.call('ZREM', key('finished'), id)
+  redis.call('ZREM', key('all'), id)
+  redis.call('DEL', jk, key('events:' .. id))
+end
+return gone
+"""
+
+# ARGV: P, index name ('all' | 'status:<s>'), max score ('+inf' | '(<seq>'), count.
+# Reply: {seq, fields} pairs, newest first, read in one snapshot.
+PAGE = """
+local rows = redis.call('ZREVRANGEBYSCORE', key(ARGV[2]), ARGV[3], '-inf',
+                        'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
+local page = {}
+for i = 1, #rows, 2 do
+  page[#page + 1] = {rows[i + 1], redis.call('HGETALL', job_key(rows[i]))}
+end
+return page
+"""
+
+
+@dataclass(frozen=True)
+class Scripts:
+    submit: AsyncScript
+    claim: AsyncScript
+    update: AsyncScript
+    sweep: AsyncScript
+    page: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        """Scripts run by hash (EVALSHA); redis-py loads them again after a server restart."""
+
+        def script(body: str) -> AsyncScript:
+            return client.register_script(_PRELUDE + body)
+
+        return cls(
+            submit=script(SUBMIT),
+            claim=script(CLAIM),
+            update=script(UPDATE),
+            sweep=script(SWEEP),
+            page=script(PAGE),
+        )

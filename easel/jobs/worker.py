@@ -1,0 +1,267 @@
+"""The worker: claims jobs and runs them through the generation service's stream.
+
+The GPU stays owned by the generation service (its batching applies to jobs too); the
+worker only relays. While a job runs it heartbeats; a cancel requested through the store
+is carried out by closing the stream, which the generation service sees as a disconnect
+and stops at the next step. Failures the client caused (4xx) fail the job; transient ones
+(worker lost, upstream 5xx or unreachable) go back to the queue until attempts run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+
+from easel.core.events import EventType
+from easel.core.sse import iter_sse
+from easel.jobs.models import Job, JobStatus
+from easel.jobs.results import ResultFiles
+from easel.jobs.store.base import JobStore
+
+log = logging.getLogger("easel.jobs.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 1
+    heartbeat_s: float = 2.0
+    visibility_timeout_s: float = 30.0
+    poll_interval_s: float = 0.05
+    retry_backoff_s: float = 2.0
+
+
+class _Transient(Exception):
+    """Worth another attempt."""
+
+
+class _Stop(Exception):
+    """The worker must stop the job: cancel requested, or ownership lost."""
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        results: ResultFiles,
+        generation: httpx.AsyncClient,
+        config: WorkerConfig,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.results = results
+        self.generation = generation
+        self.config = config
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.running: set[asyncio.Task[None]] = set()
+
+    # ---- loops -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Claim and run jobs until cancelled."""
+        last_recovery = 0.0
+        try:
+            while True:
+                now = self.clock()
+                if now - last_recovery >= self.config.heartbeat_s:
+                    await self.recover()
+                    last_recovery = now
+                if len(self.running) >= self.config.concurrency or not await self._start_one():
+                    await asyncio.sleep(self.config.poll_interval_s)
+        finally:
+            for task in list(self.running):
+                task.cancel()
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+    async def run_until_idle(self) -> None:
+        """Run jobs until none is queued or running here (tests, scripts)."""
+        while await self._start_one() or self.running:
+            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+
+    async def recover(self) -> None:
+        await recover_stale(
+            self.store, now=self.clock(), visibility_timeout=self.config.visibility_timeout_s
+        )
+
+    async def _start_one(self) -> bool:
+        job = await self.store.claim(self.worker_id, now=self.clock())
+        if job is None:
+            return False
+        task = asyncio.create_task(self.process(job))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return True
+
+    # ---- one job -----------------------------------------------------------------------
+    async def process(self, job: Job) -> None:
+        await self._event(job.id, {"type": EventType.STARTED, "attempt": job.attempts})
+        relay = asyncio.create_task(self._relay(job))
+        watch = asyncio.create_task(self._watch(job))
+        try:
+            async with asyncio.timeout(job.timeout_s):
+                await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            relay.cancel()
+            await self._finish(job, JobStatus.FAILED, error={
+                "code": "timeout", "message": f"the job ran past {job.timeout_s:g} s"})  # fmt: skip
+            return
+        finally:
+            watch.cancel()
+        if not relay.done():  # the watcher stopped it: cancel requested or ownership lost
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            reason = watch.result() if watch.done() and not watch.cancelled() else None
+            if reason == "cancel":
+                await self._finish(job, JobStatus.CANCELLED)
+            return
+        try:
+            relay.result()
+        except _Transient as exc:
+            await self._retry(job, {"code": "upstream_failed", "message": str(exc)})
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            await self._finish(job, JobStatus.FAILED, error={
+                "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+
+    async def _watch(self, job: Job) -> str:
+        """Heartbeat; return "cancel" or "lost" when the job must stop."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            current = await self.store.heartbeat(job.id, self.worker_id, now=self.clock())
+            if current is None:
+                return "lost"
+            if current.cancel_requested:
+                return "cancel"
+
+    async def _relay(self, job: Job) -> None:
+        try:
+            async with self.generation.stream(
+                "POST",
+                "/api/generate/stream",
+                json=job.request,
+                headers={"X-Request-ID": job.id},
+                timeout=httpx.Timeout(job.timeout_s, connect=10),
+            ) as response:
+                if response.status_code != 200:
+                    await self._refused(job, response)
+                    return
+                async for name, data in iter_sse(response):
+                    if await self._on_event(job, name, data):
+                        return
+        except httpx.HTTPError as exc:
+            raise _Transient(f"generation service unreachable or broke off: {exc!r}") from exc
+        raise _Transient("the generation stream ended without a result")
+
+    async def _refused(self, job: Job, response: httpx.Response) -> None:
+        body = await response.aread()
+        try:
+            error = dict(json.loads(body)["error"])
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient(f"generation answered {response.status_code}: {error}")
+        await self._finish(job, JobStatus.FAILED, error={**error, "status": response.status_code})
+
+    async def _on_event(self, job: Job, name: str, data: dict[str, Any]) -> bool:
+        """Record one generation event; True once the job has ended."""
+        if name == EventType.PROGRESS:
+            step, total = int(data["step"]), int(data["total"])
+            await self.store.progress(job.id, self.worker_id, step=step, total=total)
+            await self._event(job.id, {"type": name, "step": step, "total": total,
+                                       **({"preview": data["preview"]} if data.get("preview")
+                                          else {})})  # fmt: skip
+        elif name in (EventType.QUEUED, EventType.STARTED):
+            # The generation service's own queue: named apart from the job's queue.
+            await self._event(job.id, {**data, "type": "generation_" + name})
+        elif name == EventType.RESULT:
+            result = await run_in_threadpool(self._store_images, data["result"])
+            await self._finish(job, JobStatus.DONE, result=result)
+            return True
+        elif name == EventType.ERROR:
+            status = int(data.get("status", 500))
+            if status >= 500 or status == 429:
+                raise _Transient(f"generation failed: {data.get('error')}")
+            await self._finish(job, JobStatus.FAILED, error={**data["error"], "status": status})
+            return True
+        elif name == EventType.CANCELLED:
+            await self._finish(job, JobStatus.CANCELLED)
+            return True
+        return False
+
+    def _store_images(self, result: dict[str, Any]) -> dict[str, Any]:
+        images = []
+        for image in result.get("images", []):
+            digest = self.results.save(base64.b64decode(image["image"]))
+            images.append({k: v for k, v in image.items() if k != "image"} | {"sha256": digest})
+        return {**result, "images": images}
+
+    # ---- endings -----------------------------------------------------------------------
+    async def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        owned = await self.store.finish(
+            job.id, self.worker_id, status=status, now=self.clock(), result=result, error=error
+        )
+        if not owned:
+            log.warning("job %s was taken from this worker; its outcome is dropped", job.id)
+            return
+        event: dict[str, Any] = {"type": _TERMINAL_EVENT[status], "status": status}
+        if result is not None:
+            event["result"] = result
+        if error is not None:
+            event["error"] = error
+        await self._event(job.id, event)
+
+    async def _retry(self, job: Job, error: dict[str, Any]) -> None:
+        now = self.clock()
+        backoff = self.config.retry_backoff_s * 2 ** max(0, job.attempts - 1)
+        after = await self.store.retry(
+            job.id, self.worker_id, now=now, not_before=now + backoff, error=error
+        )
+        if after is not None:
+            await self._event(job.id, _status_event(after))
+
+    async def _event(self, job_id: str, event: dict[str, Any]) -> None:
+        await self.store.append(job_id, event)
+
+
+async def recover_stale(store: JobStore, *, now: float, visibility_timeout: float) -> None:
+    """Requeue (or end) jobs whose worker stopped heartbeating, and say so in their logs."""
+    for job in await store.recover(now=now, visibility_timeout=visibility_timeout):
+        log.warning("job %s lost its worker: now %s", job.id, job.status)
+        await store.append(job.id, _status_event(job))
+
+
+_TERMINAL_EVENT = {
+    JobStatus.DONE: EventType.RESULT,
+    JobStatus.FAILED: EventType.ERROR,
+    JobStatus.CANCELLED: EventType.CANCELLED,
+}
+
+
+def _status_event(job: Job) -> dict[str, Any]:
+    """The event for a job the store moved on its own (requeued, failed, cancelled)."""
+    if job.status is JobStatus.QUEUED:
+        return {"type": EventType.QUEUED, "status": "queued", "retry": True, "error": job.error}
+    event: dict[str, Any] = {"type": _TERMINAL_EVENT[job.status], "status": job.status}
+    if job.error is not None and job.status is JobStatus.FAILED:
+        event["error"] = job.error
+    return event
