@@ -8,7 +8,7 @@ the machine's cores with the servers under test.
 
     python benchmarks/_loadgen.py URL BODY_FILE -n N -c C [--warmup W]
 
-prints one JSON object: {"requests", "errors", "warmup_errors", "seconds", "rps",
+prints one JSON object: {"requests", "errors", "warmup_requests", "warmup_errors", "seconds", "rps",
 "latencies_ms": [...], "status": {code: count}, "response_bytes", "first_error"}; an error
 is any answer but 200, or a connection dropped mid-exchange (status 0).
 """
@@ -123,7 +123,8 @@ async def run(
     # Warm up every connection (and the servers' code paths), then measure afresh.
     remaining = max(warmup, concurrency)
     await asyncio.gather(*(worker(slot) for slot in range(concurrency)))
-    warmup_errors = len(latencies) - status.get(200, 0)
+    warmup_requests = len(latencies)
+    warmup_errors = warmup_requests - status.get(200, 0)
     latencies.clear()
     status.clear()
 
@@ -138,6 +139,7 @@ async def run(
     return {
         "requests": len(latencies),
         "errors": len(latencies) - ok,
+        "warmup_requests": warmup_requests,
         "warmup_errors": warmup_errors,
         "seconds": seconds,
         "rps": len(latencies) / seconds,

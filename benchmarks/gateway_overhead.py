@@ -53,7 +53,7 @@ TARGET_ADDED_P99_MS = 5.0
 TARGET_RPS_RATIO = 0.5
 INTERFERENCE_WARN = 0.05  # other processes' share of the machine above which to warn
 
-console = Console(width=120)
+console = Console(width=132)
 
 
 # ---- request bodies ----------------------------------------------------------------------
@@ -145,6 +145,13 @@ class Measurement:
     round_rps: list[float] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
     first_error: str = ""
+    # CPU seconds the servers spent, and the requests (warm-up included) they spent it on.
+    service_cpu: float = 0.0
+    gateway_cpu: float = 0.0
+    served: int = 0
+
+    def cpu_ms(self, seconds: float) -> str:
+        return f"{seconds / self.served * 1000:.2f}" if self.served and seconds else "-"
 
     def add(self, result: dict[str, object]) -> None:
         self.requests += int(result["requests"])  # type: ignore[call-overload]
@@ -223,24 +230,24 @@ def running_servers(tmp: Path, clients: Sequence[str]) -> Iterator[dict[str, Ser
 
 # ---- reporting ---------------------------------------------------------------------------
 def _label(target: str) -> str:
-    return "direct" if target == DIRECT else f"gateway/{target}"
+    return "direct" if target == DIRECT else f"gw/{target}"
 
 
 def result_table(case: Case, concurrency: int, results: dict[str, Measurement]) -> Table:
     direct = results[DIRECT]
     table = Table(
         title=f"{case.describe} | C={concurrency} | {direct.requests} requests per target"
-        " | latencies in ms",
+        " | latencies and CPU in ms",
         title_justify="left",
     )
-    columns = ("target", "req/s", "req/s by round", "p50", "p90", "p99", "errors")
-    for column in (*columns, "x direct", "added p50", "added p99"):
+    columns = ("target", "req/s", "by round", "p50", "p90", "p99", "errors")
+    for column in (*columns, "x direct", "+p50", "+p99", "svc CPU/req", "gw CPU/req"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for target, m in results.items():
         row = [
             _label(target),
             f"{m.rps:,.1f}",
-            " / ".join(f"{r:,.0f}" if r >= 100 else f"{r:.1f}" for r in m.round_rps),
+            "/".join(f"{r:,.0f}" if r >= 100 else f"{r:.1f}" for r in m.round_rps),
             f"{m.percentile(50):.2f}",
             f"{m.percentile(90):.2f}",
             f"{m.percentile(99):.2f}",
@@ -254,7 +261,7 @@ def result_table(case: Case, concurrency: int, results: dict[str, Measurement]) 
                 f"{m.percentile(50) - direct.percentile(50):+.2f}",
                 f"{m.percentile(99) - direct.percentile(99):+.2f}",
             ]
-        table.add_row(*row)
+        table.add_row(*row, m.cpu_ms(m.service_cpu), m.cpu_ms(m.gateway_cpu))
     return table
 
 
@@ -324,6 +331,16 @@ def interference(busy_before: float, own_before: float, wall: float) -> tuple[fl
     return share, line
 
 
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU time of a server process so far, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---- main --------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -373,9 +390,18 @@ def measure(
         shift = index % len(targets)
         for target in targets[shift:] + targets[:shift]:
             url = servers[target].url + case.path
+            service_before, gateway_before = (
+                cpu_seconds(servers[DIRECT]),
+                cpu_seconds(servers[target]),
+            )
             with console.status(f"{case.name} C={concurrency} round {index + 1}: {target}"):
                 result = run_load(url, body_file, requests=requests, concurrency=concurrency)
-            results[target].add(result)
+            m = results[target]
+            m.add(result)
+            m.served += int(result["requests"]) + int(result["warmup_requests"])  # type: ignore[call-overload]
+            m.service_cpu += cpu_seconds(servers[DIRECT]) - service_before
+            if target != DIRECT:
+                m.gateway_cpu += cpu_seconds(servers[target]) - gateway_before
     return results
 
 
@@ -409,6 +435,8 @@ def figures(by_level: dict[int, dict[str, Measurement]]) -> dict[str, object]:
                 "p50_ms": m.percentile(50),
                 "p90_ms": m.percentile(90),
                 "p99_ms": m.percentile(99),
+                "service_cpu_ms_per_request": m.service_cpu / m.served * 1000 if m.served else None,
+                "gateway_cpu_ms_per_request": m.gateway_cpu / m.served * 1000 if m.served else None,
             }
             for target, m in results.items()
         }
