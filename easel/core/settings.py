@@ -7,11 +7,21 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAMES = ("generation", "segmentation", "image_utils", "job_manager")
@@ -199,8 +209,17 @@ class Settings(BaseSettings):
     )
     jobs_retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("JOBS_RETRY_BACKOFF"))
     worker_concurrency: int = Field(1, ge=1, validation_alias=_env("WORKER_CONCURRENCY"))
-    worker_poll_interval: float = Field(0.05, ge=0, validation_alias=_env("WORKER_POLL_INTERVAL"))
+    worker_poll_interval: float = Field(0.01, ge=0, validation_alias=_env("WORKER_POLL_INTERVAL"))
     jobs_in_process_worker: bool = Field(True, validation_alias=_env("JOBS_IN_PROCESS_WORKER"))
+
+    # --- webhooks ----------------------------------------------------------------------
+    # `whsec_` + base64 key (Standard Webhooks), or any string; unset: jobs with a webhook
+    # are refused.
+    webhook_secret: SecretStr | None = Field(None, validation_alias=_env("WEBHOOK_SECRET"))
+    webhook_allow_private: bool = Field(False, validation_alias=_env("WEBHOOK_ALLOW_PRIVATE"))
+    webhook_max_attempts: int = Field(5, ge=1, validation_alias=_env("WEBHOOK_MAX_ATTEMPTS"))
+    webhook_backoff: float = Field(1.0, ge=0, validation_alias=_env("WEBHOOK_BACKOFF"))
+    webhook_timeout: float = Field(10.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT"))
 
     # --- logs ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -209,6 +228,17 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=_env("LOG_FORMAT", "LOG_FORMAT")
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if secret.startswith("whsec_"):
+            try:
+                base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error as exc:
+                raise ValueError("a whsec_ secret must be followed by a base64 key") from exc
+        return value
 
     @property
     def version(self) -> str:
@@ -243,6 +273,7 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "settings"
         value = item.get("input")
-        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        secret = "secret" in loc.lower()  # never echo a secret into logs
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) and not secret else ""
         parts.append(f"{loc.upper()}: {item['msg']}{shown}")
     return "invalid settings: " + "; ".join(parts)

@@ -32,6 +32,7 @@ from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore
+from easel.jobs.webhooks import Webhooks, WebhookSender
 from easel.jobs.worker import Worker, WorkerConfig, recover_stale
 
 SERVICE = "job_manager"
@@ -63,7 +64,8 @@ async def submit(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Queued:
     """Queue a generation (the body of `POST /api/generate`, plus optional `webhook` and
-    `timeout`). 202 with the task id. The same `Idempotency-Key` and body return the same
+    `timeout`; `webhook` is `{url, events?}`: signed POSTs when the job ends, see the README).
+    202 with the task id. The same `Idempotency-Key` and body return the same
     job; the same key with another body is a 409. A full queue is a 429 with Retry-After."""
     body = await read_fields(request, max_field_bytes=container.settings.max_body_bytes)
     job = await container.manager.submit(body, idempotency_key=idempotency_key)
@@ -209,6 +211,26 @@ async def make_generation_client(
     return await stack.enter_async_context(client)
 
 
+async def open_webhooks(settings: Settings, stack: AsyncExitStack) -> Webhooks:
+    """Webhook checks and deliveries; without EASEL_WEBHOOK_SECRET, jobs with a webhook
+    are refused. Deliveries still under way are cancelled when `stack` closes."""
+    sender = None
+    if settings.webhook_secret is not None:
+        # No redirects: the address guard checks only the URL the job gave.
+        client = httpx.AsyncClient(follow_redirects=False)
+        sender = WebhookSender(
+            client=await stack.enter_async_context(client),
+            secret=settings.webhook_secret.get_secret_value(),
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff,
+            timeout_s=settings.webhook_timeout,
+            allow_private=settings.webhook_allow_private,
+        )
+    webhooks = Webhooks(sender, allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(webhooks.aclose)
+    return webhooks
+
+
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         concurrency=settings.worker_concurrency,
@@ -225,7 +247,10 @@ async def maintain(manager: JobManager, settings: Settings) -> None:
         try:
             now = manager.clock()
             await recover_stale(
-                manager.store, now=now, visibility_timeout=settings.jobs_visibility_timeout
+                manager.store,
+                now=now,
+                visibility_timeout=settings.jobs_visibility_timeout,
+                notify=manager.webhooks.notify if manager.webhooks else None,
             )
             for job in await manager.store.sweep(older_than=now - settings.jobs_retention):
                 for image in (job.result or {}).get("images", []):
@@ -244,6 +269,7 @@ def create_app(
             store = await open_store(settings)
             stack.push_async_callback(store.close)
             results = ResultFiles(settings.data_dir / "results")
+            webhooks = await open_webhooks(settings, stack)
             manager = JobManager(
                 store=store,
                 results=results,
@@ -253,13 +279,18 @@ def create_app(
                     timeout_s=settings.jobs_timeout,
                     concurrency=settings.worker_concurrency,
                 ),
+                webhooks=webhooks,
             )
             worker = None
             tasks = []
             if settings.jobs_in_process_worker:
                 client = await make_generation_client(settings, stack, generation_client)
                 worker = Worker(
-                    store=store, results=results, generation=client, config=worker_config(settings)
+                    store=store,
+                    results=results,
+                    generation=client,
+                    config=worker_config(settings),
+                    notify=webhooks.notify,
                 )
                 tasks.append(asyncio.create_task(worker.run()))
             tasks.append(asyncio.create_task(maintain(manager, settings)))

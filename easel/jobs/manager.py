@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from easel.core.body import validate_fields
-from easel.core.errors import Conflict, EaselError, NotFound, TooManyRequests
+from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
 from easel.core.events import EventType
 from easel.core.generation_api import GenerationRequest
 from easel.jobs.models import Job, JobStatus, WebhookSpec
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull
+from easel.jobs.webhooks import Webhooks
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,14 @@ class JobManager:
         limits: JobLimits,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.1,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
         self.results = results
         self.limits = limits
         self.clock = clock
         self.poll_interval = poll_interval
+        self.webhooks = webhooks
 
     # ---- submit ------------------------------------------------------------------------
     async def submit(self, body: dict[str, Any], *, idempotency_key: str | None) -> Job:
@@ -107,6 +110,10 @@ class JobManager:
         generation = validate_fields(
             GenerationRequest, {k: v for k, v in body.items() if k not in JOB_FIELDS}
         )
+        if options.webhook is not None:
+            if self.webhooks is None:
+                raise InvalidInput.field("webhook", "this server sends no webhooks")
+            await self.webhooks.check(options.webhook)
         request = generation.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
         now = self.clock()
         job = Job(
@@ -214,8 +221,11 @@ class JobManager:
         job = await self.store.cancel(job_id, now=self.clock())
         assert job is not None
         if before.status is JobStatus.QUEUED and job.status is JobStatus.CANCELLED:
-            # Nobody runs it, so the manager writes its last event.
-            await self.store.append(job_id, {"type": EventType.CANCELLED, "status": "cancelled"})
+            # Nobody runs it, so the manager writes its last event (and calls its webhook).
+            event = {"type": EventType.CANCELLED, "status": "cancelled"}
+            await self.store.append(job_id, event)
+            if self.webhooks is not None:
+                await self.webhooks.notify(job, event)
         return await self.view(job)
 
     # ---- events ------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
@@ -21,9 +21,20 @@ class JobStatus(StrEnum):
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+WebhookEvent = Literal["started", "progress", "done", "failed", "cancelled"]
+
+
+def _terminal_events() -> list[WebhookEvent]:
+    return ["done", "failed", "cancelled"]
+
+
 class WebhookSpec(BaseModel):
-    url: str
-    events: list[str] = Field(default_factory=lambda: ["done", "failed", "cancelled"])
+    """Where to POST a job's events (see easel/jobs/webhooks.py), and which of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048)
+    events: list[WebhookEvent] = Field(default_factory=_terminal_events, min_length=1)
 
 
 class Job(BaseModel):

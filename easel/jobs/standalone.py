@@ -9,7 +9,7 @@ import signal
 from contextlib import AsyncExitStack
 
 from easel.core.settings import Settings
-from easel.jobs.app import make_generation_client, open_store, worker_config
+from easel.jobs.app import make_generation_client, open_store, open_webhooks, worker_config
 from easel.jobs.results import ResultFiles
 from easel.jobs.worker import Worker
 
@@ -24,11 +24,13 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         config = worker_config(settings)
         if concurrency:
             config = type(config)(**{**config.__dict__, "concurrency": concurrency})
+        webhooks = await open_webhooks(settings, stack)
         worker = Worker(
             store=store,
             results=ResultFiles(settings.data_dir / "results"),
             generation=await make_generation_client(settings, stack, None),
             config=config,
+            notify=webhooks.notify,
         )
         log.info("%s started (%s store)", worker.worker_id, settings.jobs_backend)
         task = asyncio.create_task(worker.run())

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore
 
 log = logging.getLogger("easel.jobs.worker")
+
+# Told of each event appended to a job's log (webhooks); must return at once.
+Notify = Callable[[Job, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Worker:
         config: WorkerConfig,
         worker_id: str | None = None,
         clock: Callable[[], float] = time.time,
+        notify: Notify | None = None,
     ) -> None:
         self.store = store
         self.results = results
@@ -66,6 +70,7 @@ class Worker:
         self.config = config
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.clock = clock
+        self.notify = notify
         self.running: set[asyncio.Task[None]] = set()
 
     # ---- loops -------------------------------------------------------------------------
@@ -78,7 +83,14 @@ class Worker:
                 if now - last_recovery >= self.config.heartbeat_s:
                     await self.recover()
                     last_recovery = now
-                if len(self.running) >= self.config.concurrency or not await self._start_one():
+                if len(self.running) >= self.config.concurrency:
+                    # Full: wake as soon as a job ends, to claim the next without delay.
+                    await asyncio.wait(
+                        self.running,
+                        timeout=self.config.poll_interval_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                elif not await self._start_one():
                     await asyncio.sleep(self.config.poll_interval_s)
         finally:
             for task in list(self.running):
@@ -92,7 +104,10 @@ class Worker:
 
     async def recover(self) -> None:
         await recover_stale(
-            self.store, now=self.clock(), visibility_timeout=self.config.visibility_timeout_s
+            self.store,
+            now=self.clock(),
+            visibility_timeout=self.config.visibility_timeout_s,
+            notify=self.notify,
         )
 
     async def _start_one(self) -> bool:
@@ -106,7 +121,7 @@ class Worker:
 
     # ---- one job -----------------------------------------------------------------------
     async def process(self, job: Job) -> None:
-        await self._event(job.id, {"type": EventType.STARTED, "attempt": job.attempts})
+        await self._event(job, {"type": EventType.STARTED, "attempt": job.attempts})
         relay = asyncio.create_task(self._relay(job))
         watch = asyncio.create_task(self._watch(job))
         try:
@@ -180,12 +195,12 @@ class Worker:
         if name == EventType.PROGRESS:
             step, total = int(data["step"]), int(data["total"])
             await self.store.progress(job.id, self.worker_id, step=step, total=total)
-            await self._event(job.id, {"type": name, "step": step, "total": total,
+            await self._event(job, {"type": name, "step": step, "total": total,
                                        **({"preview": data["preview"]} if data.get("preview")
                                           else {})})  # fmt: skip
         elif name in (EventType.QUEUED, EventType.STARTED):
             # The generation service's own queue: named apart from the job's queue.
-            await self._event(job.id, {**data, "type": "generation_" + name})
+            await self._event(job, {**data, "type": "generation_" + name})
         elif name == EventType.RESULT:
             result = await run_in_threadpool(self._store_images, data["result"])
             await self._finish(job, JobStatus.DONE, result=result)
@@ -228,7 +243,7 @@ class Worker:
             event["result"] = result
         if error is not None:
             event["error"] = error
-        await self._event(job.id, event)
+        await self._event(job, event)
 
     async def _retry(self, job: Job, error: dict[str, Any]) -> None:
         now = self.clock()
@@ -237,17 +252,24 @@ class Worker:
             job.id, self.worker_id, now=now, not_before=now + backoff, error=error
         )
         if after is not None:
-            await self._event(job.id, _status_event(after))
+            await self._event(job, _status_event(after))
 
-    async def _event(self, job_id: str, event: dict[str, Any]) -> None:
-        await self.store.append(job_id, event)
+    async def _event(self, job: Job, event: dict[str, Any]) -> None:
+        await self.store.append(job.id, event)
+        if self.notify is not None:
+            await self.notify(job, event)
 
 
-async def recover_stale(store: JobStore, *, now: float, visibility_timeout: float) -> None:
+async def recover_stale(
+    store: JobStore, *, now: float, visibility_timeout: float, notify: Notify | None = None
+) -> None:
     """Requeue (or end) jobs whose worker stopped heartbeating, and say so in their logs."""
     for job in await store.recover(now=now, visibility_timeout=visibility_timeout):
         log.warning("job %s lost its worker: now %s", job.id, job.status)
-        await store.append(job.id, _status_event(job))
+        event = _status_event(job)
+        await store.append(job.id, event)
+        if notify is not None:
+            await notify(job, event)
 
 
 _TERMINAL_EVENT = {

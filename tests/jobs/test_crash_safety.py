@@ -11,7 +11,7 @@ from tests.jobs.helpers import WAIT, submit, wait_for
 from tests.support.servers import start_server, start_worker
 
 # Long enough (seconds) that a cancel or a kill always lands mid-run.
-LONG = {"prompt": "a long one", "steps": 150, "width": 512, "height": 512, "seed": 1}
+LONG = {"prompt": "a long one", "steps": 40, "width": 512, "height": 512, "seed": 1}
 FAST_RECOVERY = {
     "EASEL_JOBS_HEARTBEAT": "0.2",
     "EASEL_JOBS_VISIBILITY_TIMEOUT": "1.5",

@@ -189,6 +189,14 @@ class SQLiteJobStore:
             return outcome
 
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
+        # Idle workers poll often: look without the write lock first.
+        async with self.db.execute(
+            "SELECT 1 FROM jobs WHERE status=? AND not_before <= ? LIMIT 1",
+            (JobStatus.QUEUED.value, now),
+        ) as rows:
+            if await rows.fetchone() is None:
+                return None
+
         async def work() -> Job | None:
             job = await self._one(
                 "SELECT data FROM jobs WHERE status=? AND not_before <= ? ORDER BY seq LIMIT 1",

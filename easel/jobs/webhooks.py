@@ -1,0 +1,278 @@
+"""Job webhooks: signed POSTs to a URL given with the job, sent when the job ends
+(and, when asked for, when it starts and as it progresses).
+
+Messages follow Standard Webhooks (https://www.standardwebhooks.com): headers
+`webhook-id` (one per message, the same on every retry), `webhook-timestamp` (Unix
+seconds of the attempt) and `webhook-signature` = `v1,` + base64 HMAC-SHA256 of
+`{id}.{timestamp}.{body}`. The secret (EASEL_WEBHOOK_SECRET) is either `whsec_` + a
+base64 key, as Standard Webhooks libraries expect, or any other string, whose UTF-8
+bytes are the key. `sign` and `verify` here are what a receiver written in Python needs.
+
+Deliveries run in the background (`Webhooks.notify`); they never block or fail a job.
+URLs are checked at submit and again before each attempt: loopback, private, link-local
+and other non-public addresses are refused unless EASEL_WEBHOOK_ALLOW_PRIVATE. Redirects
+are not followed (they could lead anywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from easel.core.errors import InvalidInput
+from easel.core.events import EventType
+from easel.jobs.models import Job, WebhookSpec
+
+log = logging.getLogger("easel.jobs.webhooks")
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+RESOLVE_TIMEOUT_S = 5.0
+# Job event type -> webhook event name (what `webhook.events` filters on).
+EVENT_NAMES: dict[str, str] = {
+    EventType.STARTED: "started",
+    EventType.PROGRESS: "progress",
+    EventType.RESULT: "done",
+    EventType.ERROR: "failed",
+    EventType.CANCELLED: "cancelled",
+}
+
+
+# ---- signatures -----------------------------------------------------------------------
+def secret_key(secret: str) -> bytes:
+    """The HMAC key: the base64 key of a `whsec_...` secret, else the string's bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    return secret.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The `webhook-signature` header value: `v1,<base64 HMAC-SHA256>`."""
+    raw = body.encode() if isinstance(body, str) else body
+    signed = f"{msg_id}.{timestamp}.".encode() + raw
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def verify(
+    secret: str,
+    msg_id: str,
+    timestamp: int | str,
+    body: bytes | str,
+    signature: str,
+    *,
+    tolerance_s: float | None = 300.0,
+    now: float | None = None,
+) -> bool:
+    """True when `signature` (a `webhook-signature` header: space-separated `v1,...`
+    entries) signs the message, and its timestamp is within `tolerance_s` of now
+    (None: any age)."""
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        return False
+    if tolerance_s is not None and abs((now or time.time()) - stamp) > tolerance_s:
+        return False
+    expected = sign(secret, msg_id, stamp, body)
+    return any(hmac.compare_digest(expected, given) for given in signature.split())
+
+
+# ---- the address guard ----------------------------------------------------------------
+def _refused(field: str, message: str) -> InvalidInput:
+    return InvalidInput.field(field, message)
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass  # a name: resolve it
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError) as exc:
+        raise _refused("webhook.url", f"host {host!r} does not resolve") from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+async def check_webhook_url(url: str, *, allow_private: bool) -> None:
+    """Raise InvalidInput naming `webhook.url` unless `url` is http(s) with a host that
+    is (and resolves only to) public addresses; `allow_private` lifts the address rule."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise _refused("webhook.url", f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise _refused("webhook.url", "must be an http:// or https:// URL")
+    host = parts.hostname
+    if not host:
+        raise _refused("webhook.url", "has no host")
+    if allow_private:
+        return
+    for address in await _addresses(host, port):
+        if not _is_public(address):
+            raise _refused(
+                "webhook.url",
+                f"{host!r} is a loopback, private or otherwise non-public address ({address});"
+                " set EASEL_WEBHOOK_ALLOW_PRIVATE=true to allow it",
+            )
+
+
+# ---- delivery -------------------------------------------------------------------------
+def message(job: Job, event: dict[str, Any], *, now: float) -> dict[str, Any]:
+    """The JSON body for one job event: images by reference only (sha256), no previews."""
+    name = EVENT_NAMES[str(event["type"])]
+    data = {k: v for k, v in event.items() if k not in ("type", "preview")}
+    data.setdefault("status", "running")
+    return {
+        "type": f"job.{name}",
+        "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
+        "data": {"task_id": job.id, **data},
+    }
+
+
+def _worth_retrying(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class WebhookSender:
+    """POSTs signed messages, retrying connection errors, timeouts, 429 and 5xx with
+    exponential backoff (`backoff_s`, then doubling) up to `max_attempts`."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        secret: str,
+        max_attempts: int = 5,
+        backoff_s: float = 1.0,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        secret_key(secret)  # a malformed whsec_ secret fails at start-up, not per message
+        self.client = client
+        self.secret = secret
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.allow_private = allow_private
+        self.clock = clock
+        self.sleep = sleep
+
+    async def deliver(self, job: Job, event: dict[str, Any]) -> bool:
+        """Send one event of `job` to its webhook; True once the receiver answered 2xx."""
+        if job.webhook is None:
+            return False
+        url = job.webhook.url
+        body = json.dumps(message(job, event, now=self.clock())).encode()
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        for attempt in range(1, self.max_attempts + 1):
+            try:  # again: what the name resolves to may have changed since submit
+                await check_webhook_url(url, allow_private=self.allow_private)
+            except InvalidInput as exc:
+                log.warning("webhook %s of job %s refused: %s", msg_id, job.id, exc.message)
+                return False
+            outcome, retry = await self._attempt(url, msg_id, body)
+            if outcome is None:
+                log.info("webhook %s of job %s delivered (attempt %d)", msg_id, job.id, attempt)
+                return True
+            log.warning(
+                "webhook %s of job %s to %s: attempt %d/%d failed (%s)",
+                msg_id, job.id, url, attempt, self.max_attempts, outcome,
+            )  # fmt: skip
+            if not retry:
+                return False
+            if attempt < self.max_attempts:
+                await self.sleep(self.backoff_s * 2 ** (attempt - 1))
+        log.error("webhook %s of job %s: gave up after %d attempts", msg_id, job.id, attempt)
+        return False
+
+    async def _attempt(self, url: str, msg_id: str, body: bytes) -> tuple[str | None, bool]:
+        """One POST: (None, _) when delivered, else (what went wrong, worth retrying)."""
+        timestamp = int(self.clock())  # per attempt, so a late retry is not judged stale
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.secret, msg_id, timestamp, body),
+        }
+        try:
+            response = await self.client.post(
+                url, content=body, headers=headers, timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}", True
+        if response.is_success:
+            return None, False
+        return f"HTTP {response.status_code}", _worth_retrying(response.status_code)
+
+
+class Webhooks:
+    """The job manager's webhooks: checks a job's webhook at submit, and delivers its
+    events in the background. `sender` is None when no secret is configured: then jobs
+    with a webhook are refused."""
+
+    def __init__(self, sender: WebhookSender | None, *, allow_private: bool) -> None:
+        self.sender = sender
+        self.allow_private = allow_private
+        self.pending: set[asyncio.Task[bool]] = set()
+
+    async def check(self, spec: WebhookSpec) -> None:
+        if self.sender is None:
+            raise _refused(
+                "webhook", "webhooks are off on this server: set EASEL_WEBHOOK_SECRET to use them"
+            )
+        await check_webhook_url(spec.url, allow_private=self.allow_private)
+
+    async def notify(self, job: Job, event: dict[str, Any]) -> None:
+        """Schedule delivery of `event` when the job's webhook asks for it; never waits."""
+        name = EVENT_NAMES.get(str(event.get("type")))
+        if self.sender is None or job.webhook is None or name not in job.webhook.events:
+            return
+        task = asyncio.create_task(self._deliver(self.sender, job, event))
+        self.pending.add(task)  # a reference, so the task is not garbage-collected
+        task.add_done_callback(self.pending.discard)
+
+    @staticmethod
+    async def _deliver(sender: WebhookSender, job: Job, event: dict[str, Any]) -> bool:
+        try:
+            return await sender.deliver(job, event)
+        except Exception:  # a bug here must not vanish into an unawaited task
+            log.exception("webhook delivery for job %s broke", job.id)
+            return False
+
+    async def aclose(self) -> None:
+        """Cancel deliveries still under way (shutdown)."""
+        for task in list(self.pending):
+            task.cancel()
+        await asyncio.gather(*self.pending, return_exceptions=True)
