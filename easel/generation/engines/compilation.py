@@ -18,6 +18,10 @@ from typing import Any
 Shape = tuple[int, int, int, bool]
 
 _CFG_CONCATENATING_FAMILIES = ("sd", "sdxl")
+# Families whose text sequence is always padded to one length: their denoiser's shapes are
+# fixed by (images, size, guidance). Qwen's prompt embeddings vary with the prompt (and the
+# condition image), so a compiled Qwen transformer would recompile on requests: not done.
+COMPILABLE_FAMILIES = ("sd", "sdxl", "flux")
 
 
 def call_shape(family: str, images: int, width: int, height: int, guidance: float) -> Shape:

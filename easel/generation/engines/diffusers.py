@@ -32,7 +32,12 @@ from easel.generation.engines.base import (
     Prepared,
     ProgressFn,
 )
-from easel.generation.engines.compilation import CompiledDenoiser, call_shape, compile_denoiser
+from easel.generation.engines.compilation import (
+    COMPILABLE_FAMILIES,
+    CompiledDenoiser,
+    call_shape,
+    compile_denoiser,
+)
 from easel.generation.engines.families import FAMILIES, Family, call_kwargs
 from easel.generation.engines.models import (
     BUILTIN_SOURCE,
@@ -205,8 +210,15 @@ class DiffusersEngine:
             load_seconds=seconds,
         )
         loaded.by_mode[first_mode] = base
-        if self.compile_batch_sizes:
+        if self.compile_batch_sizes and spec.family in COMPILABLE_FAMILIES:
             self._compile(loaded, first_mode)
+        elif self.compile_batch_sizes:
+            log.warning(
+                "not compiling %s: %s prompts vary in length, so a compiled model would "
+                "recompile on requests; it runs eager",
+                name,
+                spec.family,
+            )
         return loaded
 
     def _compile(self, loaded: LoadedModel, mode: Mode) -> None:
