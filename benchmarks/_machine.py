@@ -16,7 +16,7 @@ INTERFERENCE_WARN = 0.05
 QUIET_SHARE = 0.15  # below this share of the CPU in use, the machine counts as quiet
 
 
-def machine_line() -> str:
+def machine_line(*, with_torch: bool = True) -> str:
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -25,13 +25,15 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    import torch
+    extra = ""
+    if with_torch:
+        import torch
 
+        extra = f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"machine: {os.cpu_count()} cores {cpu}, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
-        f"load average before the run: {load}"
+        f"{platform.system()} {platform.release()}; {extra}load average before the run: {load}"
     )
 
 

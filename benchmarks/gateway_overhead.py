@@ -22,7 +22,6 @@ import base64
 import io
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _machine import machine_line  # noqa: E402
 
 from tests.support.servers import ServerProcess, start_server  # noqa: E402
 
@@ -289,22 +290,6 @@ def targets_table(
     return table
 
 
-def machine_line() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"machine: {os.cpu_count()} cores {cpu}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average before the run: {load}"
-    )
-
-
 def _busy_cpu_seconds() -> float:
     """Busy CPU time of the whole machine so far, from /proc/stat (0 where there is none)."""
     try:
@@ -448,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain `kill` still stops the servers: SystemExit unwinds through their cleanup.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    console.print(machine_line())
+    console.print(machine_line(with_torch=False))
     started = time.monotonic()
     busy_before, own_before = _busy_cpu_seconds(), _own_cpu_seconds()
     levels = list(dict.fromkeys([args.concurrency] + ([] if args.no_single else [1])))
@@ -471,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     colour = "red" if share > INTERFERENCE_WARN else "dim"
     console.print(f"\ntook {wall:.0f} s; [{colour}]{line}[/]")
     if args.json:
-        report = {"machine": machine_line(), "interference": line, "cases": cases}
+        report = {"machine": machine_line(with_torch=False), "interference": line, "cases": cases}
         args.json.write_text(json.dumps(report, indent=2))
     if errors:
         console.print(f"[red]{errors} requests did not answer 200[/]")

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from _configs import QWEN_EDIT_TEMPLATE, QWEN_SCHEDULER, QWEN_SPECIAL_TOKENS, SDXL_SCHEDULER
+from _configs import QWEN_EDIT_TEMPLATE, QWEN_SCHEDULER, SDXL_SCHEDULER
+
+from easel.generation.tiny import QWEN_SPECIAL_TOKENS, byte_to_unicode
 
 
 # ---- building ----------------------------------------------------------------------------
@@ -36,23 +38,6 @@ def count_parameters(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte-to-unicode table: the alphabet of byte-level BPE."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, codes), strict=True))
-
-
 def clip_tokenizer() -> Any:
     """A byte-level CLIP tokenizer; SDXL pads every prompt to 77 tokens, so the vocabulary
     does not change the work done."""
@@ -60,7 +45,7 @@ def clip_tokenizer() -> Any:
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
-        for symbol in _bytes_to_unicode().values():
+        for symbol in byte_to_unicode().values():
             vocab.setdefault(symbol + suffix, len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
@@ -74,7 +59,7 @@ def qwen_tokenizer(texts: Iterable[str]) -> Any:
     vocabulary (the text sequence length is part of the transformer's work)."""
     from transformers import Qwen2Tokenizer
 
-    table = _bytes_to_unicode()
+    table = byte_to_unicode()
     vocab = {symbol: index for index, symbol in enumerate(table.values())}
     merges: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()

@@ -228,14 +228,3 @@ QWEN_EDIT_TEMPLATE = (
     "<|im_start|>assistant\n"
 )
 QWEN_TEMPLATE_DROP = 64
-
-QWEN_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)

@@ -21,13 +21,10 @@ TINY_QWEN_EDIT = "tiny-random-qwen-edit"
 _BUILT_MARKER = ".easel-built"
 
 
-def byte_level_symbols() -> list[str]:
+def byte_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte-to-unicode table: the alphabet of byte-level BPE."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
     codes = printable[:]
     extra = 0
     for byte in range(256):
@@ -35,7 +32,11 @@ def byte_level_symbols() -> list[str]:
             printable.append(byte)
             codes.append(256 + extra)
             extra += 1
-    return [chr(code) for code in codes]
+    return dict(zip(printable, map(chr, codes), strict=True))
+
+
+def byte_level_symbols() -> list[str]:
+    return list(byte_to_unicode().values())
 
 
 def _clip_parts() -> tuple[Any, Any]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +20,7 @@ from starlette.routing import Route
 
 from easel.jobs.webhooks import verify
 from tests.jobs.helpers import submit, wait_for
+from tests.support.downstream import serving_in_thread
 from tests.support.servers import ServerProcess, free_port, start_server
 
 SECRET = "whsec_" + base64.b64encode(b"a test key of 32 bytes, or so...").decode()
@@ -62,20 +62,8 @@ class Receiver:
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
     receiver = Receiver(port=free_port())
-    config = uvicorn.Config(
-        receiver.app(), host="127.0.0.1", port=receiver.port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with serving_in_thread(receiver.app(), receiver.port):
         yield receiver
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @contextmanager

@@ -96,11 +96,9 @@ class Downstream:
 
 
 @contextmanager
-def running_downstream() -> Iterator[Downstream]:
-    downstream = Downstream(port=free_port())
-    config = uvicorn.Config(
-        downstream.app(), host="127.0.0.1", port=downstream.port, log_level="warning"
-    )
+def serving_in_thread(app: Starlette, port: int) -> Iterator[None]:
+    """Serve `app` with uvicorn on 127.0.0.1:`port` in a thread of the test process."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -108,7 +106,14 @@ def running_downstream() -> Iterator[Downstream]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
-        yield downstream
+        yield
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def running_downstream() -> Iterator[Downstream]:
+    downstream = Downstream(port=free_port())
+    with serving_in_thread(downstream.app(), downstream.port):
+        yield downstream
