@@ -128,7 +128,9 @@ class Worker:
             async with asyncio.timeout(job.timeout_s):
                 await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            relay.cancel()
+            relay.cancel()  # closes the stream: the generation service stops the call
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await relay
             await self._finish(job, JobStatus.FAILED, error={
                 "code": "timeout", "message": f"the job ran past {job.timeout_s:g} s"})  # fmt: skip
             return

@@ -142,3 +142,13 @@ def test_first_version_generate_queues_a_real_job(api: httpx.Client) -> None:
     body = response.json()
     assert body["status"] == "queued" and body["image"] is None and body["error"] is None
     assert wait_for(api, body["task_id"], "done")["status"] == "done"
+
+
+def test_a_job_past_its_timeout_fails_and_stops_generating(api: httpx.Client) -> None:
+    wait_until_idle(api)
+    task_id = submit(api, {**LONG, "timeout": 1})
+    view = wait_for(api, task_id, "failed")
+    assert view["error"]["code"] == "timeout"
+    assert view["attempts"] == 1  # a timeout is not retried
+    state = wait_until_idle(api)
+    assert state["queue"]["last_call"]["interrupted"] is True

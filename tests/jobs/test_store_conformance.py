@@ -225,3 +225,15 @@ async def test_finish_needs_a_terminal_status(store) -> None:
     await store.claim("w", now=NOW)
     with pytest.raises(ValueError):
         await store.finish(job.id, "w", status=JobStatus.QUEUED, now=NOW)
+
+
+async def test_a_cancelled_caller_leaves_no_transaction_open(store) -> None:
+    (job,) = await submit(store)
+    await store.claim("w", now=NOW)
+    for _ in range(20):  # cancel at every point of a write
+        task = asyncio.ensure_future(store.progress(job.id, "w", step=1, total=2))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await store.progress(job.id, "w", step=2, total=2)
+    assert await store.finish(job.id, "w", status=JobStatus.DONE, now=NOW + 1)

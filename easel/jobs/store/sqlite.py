@@ -177,7 +177,15 @@ class SQLiteJobStore:
         return int(row[0]) if row else None
 
     async def _transaction(self, work: Any) -> Any:
-        """Run `work()` (a coroutine function) under SQLite's write lock."""
+        """Run `work()` (a coroutine function) under SQLite's write lock.
+
+        Shielded: a caller cancelled mid-way (a job cancelled or timed out while recording
+        progress) must not leave BEGIN without COMMIT/ROLLBACK on the shared connection,
+        as every later transaction would then fail. The transaction finishes in its own
+        task; the caller still sees its cancellation."""
+        return await asyncio.shield(self._locked_transaction(work))
+
+    async def _locked_transaction(self, work: Any) -> Any:
         async with self._lock:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
