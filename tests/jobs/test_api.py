@@ -152,3 +152,21 @@ def test_a_job_past_its_timeout_fails_and_stops_generating(api: httpx.Client) ->
     assert view["attempts"] == 1  # a timeout is not retried
     state = wait_until_idle(api)
     assert state["queue"]["last_call"]["interrupted"] is True
+
+
+def test_a_full_queue_is_429_with_retry_after(tmp_path) -> None:
+    from tests.support.servers import start_server
+
+    env = {"EASEL_JOBS_MAX_QUEUED": "2", "EASEL_JOBS_IN_PROCESS_WORKER": "false"}
+    server = start_server("all", tmp_path, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            queued = [submit(client, QUICK), submit(client, QUICK)]
+            refused = client.post("/api/generate/async", json=QUICK)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "too_many_requests"
+            assert int(refused.headers["retry-after"]) >= 1
+            client.post(f"/api/generate/cancel/{queued[0]}")  # room again
+            assert client.post("/api/generate/async", json=QUICK).status_code == 202
+    finally:
+        server.stop()
