@@ -54,9 +54,9 @@ def other_work() -> list[str]:
 
 def busy_share(seconds: float = 2.0) -> float:
     """The share of the machine's CPU in use over the next `seconds`."""
-    before, started = _busy_cpu_seconds(), time.monotonic()
+    before, started = busy_cpu_seconds(), time.monotonic()
     time.sleep(seconds)
-    return (_busy_cpu_seconds() - before) / ((time.monotonic() - started) * (os.cpu_count() or 1))
+    return (busy_cpu_seconds() - before) / ((time.monotonic() - started) * (os.cpu_count() or 1))
 
 
 def wait_for_quiet_machine(max_wait_s: float, console: Console) -> None:
@@ -74,7 +74,8 @@ def wait_for_quiet_machine(max_wait_s: float, console: Console) -> None:
     console.print(f"[red]the machine is still busy after {max_wait_s:.0f} s; measuring anyway[/]")
 
 
-def _busy_cpu_seconds() -> float:
+def busy_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far, from /proc/stat (0 where there is none)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     except OSError:
@@ -97,7 +98,7 @@ class CpuWatch:
 
     pids: list[int]
     started: float = field(default_factory=time.monotonic)
-    busy: float = field(default_factory=_busy_cpu_seconds)
+    busy: float = field(default_factory=busy_cpu_seconds)
     ours: float = 0.0
 
     def __post_init__(self) -> None:
@@ -109,7 +110,7 @@ class CpuWatch:
 
     def report(self) -> tuple[float, str]:
         wall = time.monotonic() - self.started
-        others = max(0.0, (_busy_cpu_seconds() - self.busy) - (self._ours() - self.ours))
+        others = max(0.0, (busy_cpu_seconds() - self.busy) - (self._ours() - self.ours))
         share = others / (wall * (os.cpu_count() or 1))
         line = (
             f"other processes used {others:.1f} CPU-s during the run ({share:.0%} of the machine)"

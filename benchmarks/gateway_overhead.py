@@ -40,7 +40,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _machine import machine_line  # noqa: E402
+from _machine import busy_cpu_seconds, machine_line  # noqa: E402
 
 from tests.support.servers import ServerProcess, start_server  # noqa: E402
 
@@ -290,16 +290,6 @@ def targets_table(
     return table
 
 
-def _busy_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine so far, from /proc/stat (0 where there is none)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu_seconds() -> float:
     """CPU time of this process and its waited-for children (servers, load generators)."""
     times = os.times()
@@ -308,7 +298,7 @@ def _own_cpu_seconds() -> float:
 
 def interference(busy_before: float, own_before: float, wall: float) -> tuple[float, str]:
     """The share of the machine other processes used during the run, and a line saying so."""
-    others = max(0.0, (_busy_cpu_seconds() - busy_before) - (_own_cpu_seconds() - own_before))
+    others = max(0.0, (busy_cpu_seconds() - busy_before) - (_own_cpu_seconds() - own_before))
     share = others / (wall * (os.cpu_count() or 1))
     line = f"other processes used {others:.0f} CPU-s during the run ({share:.0%} of the machine)"
     if share > INTERFERENCE_WARN:
@@ -435,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     console.print(machine_line(with_torch=False))
     started = time.monotonic()
-    busy_before, own_before = _busy_cpu_seconds(), _own_cpu_seconds()
+    busy_before, own_before = busy_cpu_seconds(), _own_cpu_seconds()
     levels = list(dict.fromkeys([args.concurrency] + ([] if args.no_single else [1])))
     cases: dict[str, object] = {}
     errors = 0

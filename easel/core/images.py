@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from easel.core.errors import InvalidInput, PayloadTooLarge
+from easel.core.settings import Settings
 
 # What Pillow may decode. Anything else (PSD, EPS, ICO, ...) is refused as unsupported.
 _WHITESPACE = re.compile(r"\s+")
@@ -41,6 +42,15 @@ class ImageCodec:
     max_pixels: int
     png_compress_level: int = 1
     default_quality: int = 90
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageCodec:
+        return cls(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            png_compress_level=settings.png_compress_level,
+            default_quality=settings.default_quality,
+        )
 
     # ---- decoding ------------------------------------------------------------------------
     def decode(self, data: str | bytes, field: str) -> Image.Image:

@@ -208,12 +208,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             max_pending=settings.generation_max_pending,
             metrics=generation_metrics,
         )
-        codec = ImageCodec(
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-            png_compress_level=settings.png_compress_level,
-            default_quality=settings.default_quality,
-        )
+        codec = ImageCodec.from_settings(settings)
         service = GenerationService(
             engine=active_engine,
             batcher=batcher,

@@ -114,12 +114,7 @@ async def health(container: Container) -> ServiceHealth:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        codec = ImageCodec(
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-            png_compress_level=settings.png_compress_level,
-            default_quality=settings.default_quality,
-        )
+        codec = ImageCodec.from_settings(settings)
         install_container(
             app, ImageUtilsContainer(settings=settings, service=ImageUtilsService(codec=codec))
         )
