@@ -27,7 +27,7 @@ from easel.core.events import EventType
 from easel.core.sse import iter_sse
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.results import ResultFiles
-from easel.jobs.store.base import JobStore
+from easel.jobs.store.base import JobStore, started_event
 
 log = logging.getLogger("easel.jobs.worker")
 
@@ -121,7 +121,8 @@ class Worker:
 
     # ---- one job -----------------------------------------------------------------------
     async def process(self, job: Job) -> None:
-        await self._event(job, {"type": EventType.STARTED, "attempt": job.attempts})
+        if self.notify is not None:  # the claim logged the event already
+            await self.notify(job, started_event(job))
         relay = asyncio.create_task(self._relay(job))
         watch = asyncio.create_task(self._watch(job))
         try:
@@ -196,10 +197,11 @@ class Worker:
         """Record one generation event; True once the job has ended."""
         if name == EventType.PROGRESS:
             step, total = int(data["step"]), int(data["total"])
-            await self.store.progress(job.id, self.worker_id, step=step, total=total)
-            await self._event(job, {"type": name, "step": step, "total": total,
-                                       **({"preview": data["preview"]} if data.get("preview")
-                                          else {})})  # fmt: skip
+            event = {"type": name, "step": step, "total": total,
+                     **({"preview": data["preview"]} if data.get("preview") else {})}  # fmt: skip
+            if await self.store.progress(job.id, self.worker_id, step=step, total=total,
+                                         event=event) and self.notify is not None:  # fmt: skip
+                await self.notify(job, event)
         elif name in (EventType.QUEUED, EventType.STARTED):
             # The generation service's own queue: named apart from the job's queue.
             await self._event(job, {**data, "type": "generation_" + name})
@@ -234,18 +236,24 @@ class Worker:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        owned = await self.store.finish(
-            job.id, self.worker_id, status=status, now=self.clock(), result=result, error=error
-        )
-        if not owned:
-            log.warning("job %s was taken from this worker; its outcome is dropped", job.id)
-            return
         event: dict[str, Any] = {"type": _TERMINAL_EVENT[status], "status": status}
         if result is not None:
             event["result"] = result
         if error is not None:
             event["error"] = error
-        await self._event(job, event)
+        owned = await self.store.finish(
+            job.id,
+            self.worker_id,
+            status=status,
+            now=self.clock(),
+            result=result,
+            error=error,
+            event=event,
+        )
+        if not owned:
+            log.warning("job %s was taken from this worker; its outcome is dropped", job.id)
+        elif self.notify is not None:
+            await self.notify(job, event)
 
     async def _retry(self, job: Job, error: dict[str, Any]) -> None:
         now = self.clock()

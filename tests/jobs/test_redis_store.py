@@ -133,7 +133,10 @@ async def test_a_store_outlives_a_server_restart(connect, start_redis, tmp_path)
     server.start()  # same port, data read back from the append-only file
 
     assert (await store.get(jobs[0].id)).status is JobStatus.RUNNING
-    assert await store.read(jobs[0].id, after=0) == [(1, {"type": "queued"})]
+    assert [event["type"] for _, event in await store.read(jobs[0].id, after=0)] == [
+        "queued",
+        "started",
+    ]
     assert await store.position(jobs[2].id) == 1
     assert (await store.claim("w", now=NOW)).id == jobs[1].id  # scripts are loaded again
     assert (await store.claim("w", now=NOW)).id == jobs[2].id

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import IdempotencyConflict, QueueFull
+from easel.jobs.store.base import IdempotencyConflict, QueueFull, started_event
 
 NOW = 1_000_000.0
 
@@ -110,6 +110,37 @@ async def test_finish_only_by_the_owner_and_once(store) -> None:
     assert stored.finished_at == NOW + 1
     assert not await store.finish(job.id, "w1", status=JobStatus.FAILED, now=NOW + 2)
     assert (await store.get(job.id)).status is JobStatus.DONE
+
+
+async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
+    """A claim logs `started`; progress and finish log their event only when they write."""
+    (job,) = await submit(store)
+    claimed = await store.claim("w1", now=NOW)
+    assert claimed.attempts == 1
+    assert await store.read(job.id, after=0) == [(1, started_event(claimed))]
+    assert not await store.progress(job.id, "w2", step=1, total=2, event={"type": "progress"})
+    assert await store.progress(
+        job.id, "w1", step=1, total=2, event={"type": "progress", "step": 1}
+    )
+    assert not await store.finish(
+        job.id, "w2", status=JobStatus.DONE, now=NOW, event={"type": "stolen"}
+    )
+    assert await store.finish(
+        job.id, "w1", status=JobStatus.DONE, now=NOW, event={"type": "result"}
+    )
+    assert await store.read(job.id, after=1) == [
+        (2, {"type": "progress", "step": 1}),
+        (3, {"type": "result"}),
+    ]
+    # A second attempt logs its own start, numbered on.
+    (again,) = await submit(store)
+    await store.claim("w1", now=NOW)
+    await store.retry(again.id, "w1", now=NOW, not_before=NOW, error={"code": "x"})
+    second = await store.claim("w1", now=NOW)
+    assert [event for _, event in await store.read(again.id, after=0)] == [
+        {"type": "started", "attempt": 1},
+        {"type": "started", "attempt": 2},
+    ] and second.attempts == 2
 
 
 async def test_retry_requeues_then_fails_when_attempts_are_spent(store) -> None:

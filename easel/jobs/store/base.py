@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from easel.core.events import EventType
 from easel.jobs.models import Job, JobStatus
 
 
@@ -49,14 +50,25 @@ class JobQueue(Protocol):
         ...
 
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
-        """Take the oldest runnable queued job: running, attempts + 1, owned by the worker."""
+        """Take the oldest runnable queued job: running, attempts + 1, owned by the worker,
+        with its `started_event` appended to its log in the same atomic step."""
         ...
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         """Extend the worker's hold; None when it no longer owns the job."""
         ...
 
-    async def progress(self, job_id: str, worker_id: str, *, step: int, total: int) -> bool: ...
+    async def progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        step: int,
+        total: int,
+        event: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record progress (and append `event`) if the worker still owns the job."""
+        ...
 
     async def finish(
         self,
@@ -67,8 +79,10 @@ class JobQueue(Protocol):
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        event: dict[str, Any] | None = None,
     ) -> bool:
-        """Terminal state, if the worker still owns the job; False otherwise."""
+        """Terminal state (and `event` appended), if the worker still owns the job; False
+        otherwise."""
         ...
 
     async def retry(
@@ -98,6 +112,12 @@ class EventLog(Protocol):
 
 class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
+
+
+def started_event(job: Job) -> dict[str, Any]:
+    """The event a claim appends: a state change and its event are one atomic step, so a
+    reader never sees a running job without it (and it costs no extra round trip)."""
+    return {"type": EventType.STARTED.value, "attempt": job.attempts}
 
 
 def requeued_or_failed(job: Job, *, now: float, not_before: float, error: dict[str, Any]) -> Job:

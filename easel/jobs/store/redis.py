@@ -101,16 +101,22 @@ class RedisJobStore:
     ) -> Job | None:
         """Write `changes` if every field in `guard` holds its value; the job as it is now."""
         found = await self._scripts.update(
-            args=[self.prefix, job_id, "1", len(guard), *_flat(guard), *_flat(changes)]
+            args=[self.prefix, job_id, "1", "", len(guard), *_flat(guard), *_flat(changes)]
         )
         return _job(found) if found else None
 
     async def _touch(
-        self, job_id: str, guard: Mapping[str, str], changes: Mapping[str, str]
+        self,
+        job_id: str,
+        guard: Mapping[str, str],
+        changes: Mapping[str, str],
+        event: dict[str, Any] | None,
     ) -> bool:
-        """`_update` without reading the job back (progress runs at every step)."""
+        """`_update` without reading the job back (progress runs at every step), logging
+        `event` in the same step when the write happens."""
+        logged = "" if event is None else json.dumps(event)
         done = await self._scripts.update(
-            args=[self.prefix, job_id, "0", len(guard), *_flat(guard), *_flat(changes)]
+            args=[self.prefix, job_id, "0", logged, len(guard), *_flat(guard), *_flat(changes)]
         )
         return bool(done)
 
@@ -194,9 +200,17 @@ class RedisJobStore:
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})
 
-    async def progress(self, job_id: str, worker_id: str, *, step: int, total: int) -> bool:
+    async def progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        step: int,
+        total: int,
+        event: dict[str, Any] | None = None,
+    ) -> bool:
         changes = {"progress_step": _encode(step), "progress_total": _encode(total)}
-        return await self._touch(job_id, _owner(worker_id), changes)
+        return await self._touch(job_id, _owner(worker_id), changes, event)
 
     async def finish(
         self,
@@ -207,6 +221,7 @@ class RedisJobStore:
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
@@ -218,7 +233,7 @@ class RedisJobStore:
             "result": _encode(result),
             "error": _encode(error),
         }
-        return await self._touch(job_id, _owner(worker_id), changes)
+        return await self._touch(job_id, _owner(worker_id), changes, event)
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]

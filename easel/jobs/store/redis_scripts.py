@@ -114,6 +114,9 @@ while true do
       redis.call('HSET', jk, 'status', '"running"', 'worker_id', worker,
                  'heartbeat_at', now, 'updated_at', now)
       reindex(id, 'queued')
+      -- The job's `started_event` (store.base), logged in the same atomic step.
+      local attempt = tonumber(redis.call('HGET', jk, 'attempts'))
+      redis.call('RPUSH', key('events:' .. id), cjson.encode({type = 'started', attempt = attempt}))
       return redis.call('HGETALL', jk)
     end
   end
@@ -121,23 +124,25 @@ while true do
 end
 """
 
-# ARGV: P, id, returning ('1' | '0'), guard count n, n (field, expected value) pairs,
-# then (field, value) pairs to write. Writes only if every guarded field still holds its
-# expected value. Reply: nil when unknown or guarded out; else the fields, or 1.
+# ARGV: P, id, returning ('1' | '0'), JSON event to log ('' for none), guard count n,
+# n (field, expected value) pairs, then (field, value) pairs to write. Writes (and logs the
+# event) only if every guarded field still holds its expected value. Reply: nil when
+# unknown or guarded out; else the fields, or 1.
 UPDATE = """
-local id, returning, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local id, returning, event, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local jk = job_key(id)
 local old = status_of(jk)
 if not old then return false end
-for i = 5, 4 + 2 * n, 2 do
+for i = 6, 5 + 2 * n, 2 do
   if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
 end
 local changes = {}
-for i = 5 + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
+for i = 6 + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
 if #changes > 0 then
   redis.call('HSET', jk, unpack(changes))
   reindex(id, old)
 end
+if event ~= '' then redis.call('RPUSH', key('events:' .. id), event) end
 if returning == '1' then return redis.call('HGETALL', jk) end
 return 1
 """

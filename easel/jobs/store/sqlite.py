@@ -15,7 +15,12 @@ from typing import Any
 import aiosqlite
 
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import IdempotencyConflict, QueueFull, requeued_or_failed
+from easel.jobs.store.base import (
+    IdempotencyConflict,
+    QueueFull,
+    requeued_or_failed,
+    started_event,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -224,6 +229,7 @@ class SQLiteJobStore:
                 }
             )
             await self._save(job)
+            await self._append(job.id, started_event(job))
             return job
 
         result: Job | None = await self._transaction(work)
@@ -241,7 +247,15 @@ class SQLiteJobStore:
         result: Job | None = await self._transaction(work)
         return result
 
-    async def progress(self, job_id: str, worker_id: str, *, step: int, total: int) -> bool:
+    async def progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        step: int,
+        total: int,
+        event: dict[str, Any] | None = None,
+    ) -> bool:
         async def work() -> bool:
             job = await self._owned(job_id, worker_id)
             if job is None:
@@ -249,6 +263,8 @@ class SQLiteJobStore:
             await self._save(
                 job.model_copy(update={"progress_step": step, "progress_total": total})
             )
+            if event is not None:
+                await self._append(job_id, event)
             return True
 
         result: bool = await self._transaction(work)
@@ -263,6 +279,7 @@ class SQLiteJobStore:
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
@@ -282,6 +299,8 @@ class SQLiteJobStore:
                     }
                 )
             )
+            if event is not None:
+                await self._append(job_id, event)
             return True
 
         done: bool = await self._transaction(work)
@@ -338,20 +357,18 @@ class SQLiteJobStore:
 
     # ---- events --------------------------------------------------------------------------
     async def append(self, job_id: str, event: dict[str, Any]) -> int:
-        async def work() -> int:
-            async with self.db.execute(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM events WHERE job_id=?", (job_id,)
-            ) as rows:
-                row = await rows.fetchone()
-            event_id = int(row[0]) if row else 1
-            await self.db.execute(
-                "INSERT INTO events (job_id, id, data) VALUES (?, ?, ?)",
-                (job_id, event_id, json.dumps(event)),
-            )
-            return event_id
-
-        result: int = await self._transaction(work)
+        result: int = await self._transaction(lambda: self._append(job_id, event))
         return result
+
+    async def _append(self, job_id: str, event: dict[str, Any]) -> int:
+        """Inside a transaction: the next id of the job's log (one statement)."""
+        async with self.db.execute(
+            "INSERT INTO events (job_id, id, data) SELECT ?1, COALESCE(MAX(id), 0) + 1, ?2"
+            " FROM events WHERE job_id=?1 RETURNING id",
+            (job_id, json.dumps(event)),
+        ) as rows:
+            row = await rows.fetchone()
+        return int(row[0]) if row else 0
 
     async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]:
         async with self.db.execute(
