@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated
 
@@ -9,11 +11,19 @@ import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from easel.core.logging import configure_logging
 from easel.core.settings import SERVICE_NAMES, Settings, describe_validation_error
 from easel.gateway.registry import GATEWAY_PORT, SERVICES, service_by_cli_name
+from easel.pod import lifecycle
+from easel.pod import logs as pod_logs
+from easel.pod.pidfiles import PidFiles
+from easel.pod.plan import PlanError, PodProcess, build_plan, process_name
+from easel.pod.state import snapshot
+from easel.pod.supervisor import Supervisor
+from easel.pod.table import status_table
 
 app = typer.Typer(help="easel: a self-hostable backend for AI image generation and editing.")
 console = Console()
@@ -129,6 +139,136 @@ def health(
         raise typer.Exit(1) from None
     console.print(_health_table(body))
     raise typer.Exit(0 if body.get("status") == "healthy" else 1)
+
+
+def _pod(settings: Settings) -> tuple[list[PodProcess], Supervisor]:
+    try:
+        plan = build_plan(settings)
+    except PlanError as exc:
+        typer.echo(f"easel: {exc}", err=True)
+        raise typer.Exit(2) from None
+    supervisor = Supervisor(
+        PidFiles(settings.run_dir),
+        start_timeout=settings.pod_start_timeout,
+        stop_grace=settings.pod_stop_grace,
+        health_timeout=settings.health_timeout,
+    )
+    return plan, supervisor
+
+
+@contextlib.contextmanager
+def _locked(supervisor: Supervisor) -> Iterator[None]:
+    with supervisor.files.lock() as held:
+        if not held:
+            err_console.print(
+                f"[red]easel: another `easel up` or `easel down` is running on "
+                f"{escape(str(supervisor.files.run_dir))}[/red]"
+            )
+            raise typer.Exit(1)
+        yield
+
+
+_LEVEL_STYLES = {
+    lifecycle.Level.OK: "green",
+    lifecycle.Level.INFO: "cyan",
+    lifecycle.Level.WARN: "yellow",
+    lifecycle.Level.FAIL: "red",
+}
+
+
+def _report(level: lifecycle.Level, name: str, message: str) -> None:
+    console.print(f"[{_LEVEL_STYLES[level]}]{escape(name)}[/]: {escape(message)}")
+
+
+@app.command()
+def up() -> None:
+    """Start the pod: each service its own process, in the background.
+
+    ComfyUI (when EASEL_COMFYUI_COMMAND is set), the services (EASEL_POD_SERVICES),
+    EASEL_POD_WORKERS workers and the gateway, each waited for until it answers. What
+    already runs is not started twice; a failure stops what this run started and exits 1.
+    """
+    settings = load_settings()
+    plan, supervisor = _pod(settings)
+    with _locked(supervisor):
+        result = lifecycle.up(plan, supervisor, _report)
+    if result.failure is not None:
+        log = supervisor.files.log_path(result.failure.name)
+        err_console.print(f"[red]easel up failed[/red]; the last lines of {escape(str(log))}:")
+        err_console.print(pod_logs.tail(log, 20), markup=False, highlight=False)
+        raise typer.Exit(1)
+    if not result.started:
+        console.print("everything was already running")
+    console.print(
+        status_table(snapshot(plan, supervisor.files, settings.health_timeout), settings.run_dir)
+    )
+
+
+@app.command()
+def down(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Only these processes (default: all).")
+    ] = None,
+) -> None:
+    """Stop the pod, last started first.
+
+    SIGTERM to each process and its children, SIGKILL after EASEL_POD_STOP_GRACE seconds;
+    the PID files are removed.
+    """
+    settings = load_settings()
+    plan, supervisor = _pod(settings)
+    chosen = {process_name(name) for name in names} if names else None
+    with _locked(supervisor):
+        running = lifecycle.down(supervisor, _report, chosen)
+    if not running:
+        console.print("nothing was running")
+
+
+@app.command()
+def status() -> None:
+    """Show the pod: pid, port, process, health, uptime and log of each process.
+
+    Exit 0 only when every configured process runs and answers its health endpoint.
+    """
+    settings = load_settings()
+    plan, supervisor = _pod(settings)
+    states = snapshot(plan, supervisor.files, settings.health_timeout)
+    console.print(status_table(states, settings.run_dir))
+    planned = [state for state in states if state.planned]
+    raise typer.Exit(0 if all(s.state.is_up and s.answered for s in planned) else 1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="One process (default: all).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Last lines to show.")] = 50,
+) -> None:
+    """Print the pod's logs (EASEL_RUN_DIR/<name>.log)."""
+    settings = load_settings()
+    plan, supervisor = _pod(settings)
+    known = pod_logs.log_paths([p.name for p in plan], supervisor.files)
+    if service is not None:
+        name = process_name(service)
+        if name not in known:
+            typer.echo(f"easel: no log for {service!r}; known: {', '.join(known)}", err=True)
+            raise typer.Exit(2)
+        known = {name: known[name]}
+    for name, path in known.items():
+        if not path.exists():
+            continue
+        if len(known) > 1:
+            typer.echo(f"==> {name} <==")
+        typer.echo(pod_logs.tail(path, lines))
+    if follow:
+        prefix = len(known) > 1
+
+        def write(name: str, text: str) -> None:
+            for line in text.splitlines():
+                typer.echo(f"{name} | {line}" if prefix else line)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            pod_logs.follow(known, write)
 
 
 def main() -> None:

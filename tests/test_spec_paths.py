@@ -17,6 +17,7 @@ PUBLIC = [
     ("GET", "/api/system/health"),
     ("GET", "/health"),
     ("POST", "/api/generate"),
+    ("POST", "/api/smart-mask"),
     *[("POST", f"/api/image-utils/{op}") for op in
       ("resize", "crop", "convert", "extract-object", "diff", "canny", "mask")],
 ]  # fmt: skip

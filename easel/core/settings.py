@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -22,7 +24,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_NAMES = ("generation", "segmentation", "image_utils", "job_manager")
 
@@ -165,7 +167,7 @@ class Settings(BaseSettings):
     default_quality: int = Field(90, ge=1, le=100, validation_alias=_env("DEFAULT_QUALITY"))
 
     # --- generation ------------------------------------------------------------------
-    generation_engine: Literal["diffusers"] = Field(
+    generation_engine: Literal["diffusers", "comfyui"] = Field(
         "diffusers", validation_alias=_env("GENERATION_ENGINE", "GENERATION_ENGINE")
     )
     generation_model: str = Field("sd-turbo", validation_alias=_env("GENERATION_MODEL"))
@@ -191,6 +193,69 @@ class Settings(BaseSettings):
     max_num_images: int = Field(4, ge=1, validation_alias=_env("MAX_NUM_IMAGES"))
     max_steps: int = Field(150, ge=1, validation_alias=_env("MAX_STEPS"))
     max_side: int = Field(2048, ge=64, validation_alias=_env("MAX_SIDE"))
+
+    # --- segmentation ------------------------------------------------------------------
+    segmentation_model: Literal["auto", "fastsam", "grabcut"] = Field(
+        "auto", validation_alias=_env("SEGMENTATION_MODEL", "SEGMENTATION_MODEL")
+    )
+    # Relative paths are under MODELS_PATH.
+    fastsam_weights: Path = Field(
+        Path("FastSAM-s.pt"), validation_alias=_env("FASTSAM_WEIGHTS", "FASTSAM_WEIGHTS")
+    )
+    segmentation_device: Literal["auto", "cuda", "cpu", "mps"] = Field(
+        "auto", validation_alias=_env("SEGMENTATION_DEVICE")
+    )
+    fastsam_imgsz: int = Field(1024, ge=32, le=4096, validation_alias=_env("FASTSAM_IMGSZ"))
+    fastsam_conf: float = Field(0.4, ge=0, le=1, validation_alias=_env("FASTSAM_CONF"))
+    fastsam_iou: float = Field(0.9, ge=0, le=1, validation_alias=_env("FASTSAM_IOU"))
+    fastsam_max_det: int = Field(100, ge=1, le=1000, validation_alias=_env("FASTSAM_MAX_DET"))
+    segmentation_working_size: int = Field(
+        512, ge=64, le=4096, validation_alias=_env("SEGMENTATION_WORKING_SIZE")
+    )
+    segmentation_coarse_size: int = Field(
+        160, ge=32, le=1024, validation_alias=_env("SEGMENTATION_COARSE_SIZE")
+    )
+    segmentation_max_masks: int = Field(
+        5, ge=1, le=32, validation_alias=_env("SEGMENTATION_MAX_MASKS")
+    )
+    segmentation_max_points: int = Field(
+        64, ge=1, le=10_000, validation_alias=_env("SEGMENTATION_MAX_POINTS")
+    )
+    segmentation_cache_size: int = Field(
+        8, ge=0, le=1024, validation_alias=_env("SEGMENTATION_CACHE_SIZE")
+    )
+
+    # --- ComfyUI engine (GENERATION_ENGINE=comfyui) ------------------------------------
+    # mode -> workflow name (a file in WORKFLOWS_PATH or a shipped example).
+    comfyui_workflows: dict[str, str] = Field(
+        default_factory=lambda: {
+            "text-to-image": "text-to-image",
+            "edit": "image-to-image",
+            "inpaint": "inpaint",
+        },
+        validation_alias=_env("COMFYUI_WORKFLOWS"),
+    )
+    comfyui_example_workflows: bool = Field(
+        True, validation_alias=_env("COMFYUI_EXAMPLE_WORKFLOWS")
+    )
+    # `${name}` in a workflow declaration's defaults -> a model file name on the ComfyUI
+    # server; merged over the names the shipped examples use.
+    comfyui_model_files: dict[str, str] = Field(
+        default_factory=dict, validation_alias=_env("COMFYUI_MODEL_FILES")
+    )
+    comfyui_timeout: float = Field(30.0, gt=0, validation_alias=_env("COMFYUI_TIMEOUT"))
+    comfyui_prompt_timeout: float = Field(
+        600.0, gt=0, validation_alias=_env("COMFYUI_PROMPT_TIMEOUT")
+    )
+    comfyui_poll_interval: float = Field(
+        1.0, gt=0, validation_alias=_env("COMFYUI_POLL_INTERVAL")
+    )
+    comfyui_reconnect_backoff: float = Field(
+        0.5, gt=0, validation_alias=_env("COMFYUI_RECONNECT_BACKOFF")
+    )
+    comfyui_reconnect_max: float = Field(
+        10.0, gt=0, validation_alias=_env("COMFYUI_RECONNECT_MAX")
+    )
 
     # --- jobs ------------------------------------------------------------------------
     jobs_backend: Literal["sqlite", "redis"] = Field(
@@ -221,6 +286,20 @@ class Settings(BaseSettings):
     webhook_backoff: float = Field(1.0, ge=0, validation_alias=_env("WEBHOOK_BACKOFF"))
     webhook_timeout: float = Field(10.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT"))
 
+    # --- pod: `easel up | down | status | logs` -------------------------------------
+    run_dir: Path = Field(Path("run"), validation_alias=_env("RUN_DIR"))
+    # Comma-separated cli or settings names (gateway, generation, image-utils, jobs...).
+    pod_services: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("all",), validation_alias=_env("POD_SERVICES")
+    )
+    pod_ports: dict[str, Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=dict, validation_alias=_env("POD_PORTS")
+    )
+    pod_workers: int = Field(0, ge=0, validation_alias=_env("POD_WORKERS"))
+    pod_start_timeout: float = Field(120.0, gt=0, validation_alias=_env("POD_START_TIMEOUT"))
+    pod_stop_grace: float = Field(20.0, ge=0, validation_alias=_env("POD_STOP_GRACE"))
+    comfyui_command: str | None = Field(None, validation_alias=_env("COMFYUI_COMMAND"))
+
     # --- logs ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", validation_alias=_env("LOG_LEVEL", "LOG_LEVEL")
@@ -228,6 +307,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=_env("LOG_FORMAT", "LOG_FORMAT")
     )
+
+    @field_validator("pod_services", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @field_validator("webhook_secret")
     @classmethod
@@ -265,6 +351,12 @@ class Settings(BaseSettings):
             health_mode=getattr(self, f"{name}_health_mode"),
             timeout=timeout,
         )
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `overrides`, for a child process (`easel up`):
+    the child reads its own settings from it."""
+    return {**os.environ, **overrides}
 
 
 def describe_validation_error(error: ValidationError) -> str:

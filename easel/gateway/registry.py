@@ -38,7 +38,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         cli_name="generation",
         factory_path="easel.generation.app:create_app",
         default_port=8001,
-        prefixes=("/api/generate",),
+        prefixes=("/api/generate", "/api/workflows"),
     ),
     ServiceSpec(
         name="job_manager",
@@ -55,6 +55,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
             "/generate",  # compat: the first version's pod API queues a job
         ),
         needs=("generation",),
+    ),
+    ServiceSpec(
+        name="segmentation",
+        cli_name="segmentation",
+        factory_path="easel.segmentation.app:create_app",
+        default_port=8002,
+        prefixes=("/api/smart-mask",),
     ),
     ServiceSpec(
         name="image_utils",

@@ -28,6 +28,9 @@ from easel.core.request_context import current_request_id
 from easel.core.settings import Settings
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
+from easel.generation.engines.comfyui import ComfyUIEngine
+from easel.generation.engines.comfyui.workflows import WorkflowCatalogue
+from easel.generation.legacy import LegacyGenerate, LegacyGenerated, run_legacy
 from easel.generation.metrics import GenerationMetrics
 from easel.generation.service import GenerationService, Limits, Submission
 from easel.generation.styles import Styles
@@ -41,6 +44,7 @@ class GenerationContainer:
     service: GenerationService
     engine: Engine
     batcher: Batcher
+    workflows: WorkflowCatalogue | None = None  # the ComfyUI engine's; None for diffusers
 
 
 Container = Annotated[GenerationContainer, Depends(container_of(GenerationContainer))]
@@ -139,6 +143,34 @@ async def styles(container: Container) -> StylesAnswer:
     return StylesAnswer(styles=container.service.styles.names())
 
 
+class WorkflowList(BaseModel):
+    engine: str
+    workflows: list[dict[str, Any]]
+    mode_workflows: dict[str, str]
+
+
+@router.get("/api/workflows", response_model=WorkflowList)
+async def workflows(container: Container) -> WorkflowList:
+    """The ComfyUI workflows a request may name in `model` (or reach through `mode`), each
+    with its parameters: type, default, bounds and the node inputs they are written into.
+    Empty with the diffusers engine."""
+    catalogue = container.workflows
+    if catalogue is None:
+        return WorkflowList(engine=container.engine.name, workflows=[], mode_workflows={})
+    return WorkflowList(
+        engine=container.engine.name,
+        workflows=[catalogue.workflows[name].describe() for name in sorted(catalogue.workflows)],
+        mode_workflows=container.settings.comfyui_workflows,
+    )
+
+
+@router.post("/generate", response_model=LegacyGenerated, include_in_schema=False)
+async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyGenerated:
+    """compat: the first version's GPU service call: run workflow `workflow` with `params`
+    and answer `{status: done|failed, image, error}`."""
+    return await run_legacy(container.service, body, workflows=container.workflows is not None)
+
+
 health_router = APIRouter(tags=["health"])
 
 
@@ -188,6 +220,8 @@ async def legacy_health(container: Container) -> JSONResponse:
 
 
 def build_engine(settings: Settings) -> Engine:
+    if settings.generation_engine == "comfyui":
+        return ComfyUIEngine.from_settings(settings)
     # Imported here: building the app (e.g. for the gateway's docs) must not load torch.
     from easel.generation.engines.diffusers import DiffusersEngine
 
@@ -223,7 +257,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         install_container(
             app,
             GenerationContainer(
-                settings=settings, service=service, engine=active_engine, batcher=batcher
+                settings=settings,
+                service=service,
+                engine=active_engine,
+                batcher=batcher,
+                workflows=(
+                    active_engine.catalogue if isinstance(active_engine, ComfyUIEngine) else None
+                ),
             ),
         )
         await active_engine.start()

@@ -232,7 +232,11 @@ class Batcher:
                 self.metrics.steps.inc()
             loop.call_soon_threadsafe(emit_progress, step, total, previews)
 
-        call = EngineCall(key=batch[0].key, items=[t.item for t in batch])
+        call = EngineCall(
+            key=batch[0].key,
+            items=[t.item for t in batch],
+            item_cancelled=lambda index: batch[index].cancelled,
+        )
         outcome = "error"
         try:
             output = await self.engine.generate(

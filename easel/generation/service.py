@@ -74,6 +74,8 @@ class GenerationService:
                 raise InvalidInput.field(name, f"at most {limits.max_side}")
 
     def _check_inputs(self, request: GenerationRequest) -> None:
+        if getattr(self.engine, "validates_inputs", False):
+            return  # its workflows declare which prompt and images they need (ComfyUI)
         mode = request.resolved_mode
         if mode is not Mode.EDIT and not (request.prompt or "").strip():
             raise InvalidInput.field("prompt", f"required for {mode}")

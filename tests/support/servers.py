@@ -145,6 +145,7 @@ class Stack:
 # name in settings -> (cli target, env var naming its URL at the gateway)
 SPLIT_SERVICES = {
     "generation": ("generation", "EASEL_GENERATION_URL"),
+    "segmentation": ("segmentation", "EASEL_SEGMENTATION_URL"),
     "image_utils": ("image-utils", "EASEL_IMAGE_UTILS_URL"),
     "job_manager": ("jobs", "EASEL_JOB_MANAGER_URL"),
 }

@@ -50,10 +50,17 @@ class EngineItem:
     wants_preview_every: int | None = None
 
 
+def _never(index: int) -> bool:
+    return False
+
+
 @dataclass
 class EngineCall:
     key: CallKey
     items: list[EngineItem]
+    # Whether item `index`'s request alone was cancelled. Engines that run items as separate
+    # jobs (ComfyUI: one prompt per image) stop just that item's; a pipeline call cannot.
+    item_cancelled: Callable[[int], bool] = _never
 
     @property
     def num_images(self) -> int:

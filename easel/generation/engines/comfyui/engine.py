@@ -1,0 +1,219 @@
+"""The ComfyUI engine: requests become parameter values of a named workflow, run on a
+ComfyUI server over HTTP + WebSocket.
+
+Which workflow: the request's `model` names one, or its `mode` picks one through
+`COMFYUI_WORKFLOWS`. The request's standard fields (prompt, negative_prompt, width, height,
+steps, guidance_scale, seed, input_image, mask_image) fill the workflow's parameters of the
+same names (a standard field the workflow does not declare is ignored, with a warning);
+`extra_params` fills its other parameters. All are checked against the workflow's
+declaration in `prepare`, before anything is sent (422 naming the field).
+
+Batching: requests that resolve to the same workflow and the same parameter values (all
+but prompt, seed and images) share a call; the call queues one prompt per image (see
+run.py). Previews (ComfyUI's binary frames) are not forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from easel.core.errors import InvalidInput, ServiceUnavailable
+from easel.core.generation_api import GenerationRequest
+from easel.core.settings import Settings
+from easel.generation.engines.base import (
+    CallKey,
+    CancelledFn,
+    EngineCall,
+    EngineHealth,
+    EngineOutput,
+    Prepared,
+    ProgressFn,
+)
+from easel.generation.engines.comfyui.client import ComfyUIClient
+from easel.generation.engines.comfyui.run import CallRun, RunOptions
+from easel.generation.engines.comfyui.workflows import (
+    DEFAULT_MODEL_FILES,
+    EXAMPLES,
+    WorkflowCatalogue,
+)
+
+log = logging.getLogger("easel.generation.comfyui")
+
+STANDARD = ("prompt", "negative_prompt", "width", "height", "steps", "guidance_scale")
+IN_KEY = ("width", "height", "steps", "guidance_scale")  # CallKey fields of their own
+PER_ITEM = ("prompt", "negative_prompt")  # vary within a call
+RUNTIME = frozenset({"seed", "input_image", "mask_image"})  # supplied per image when run
+TOP_LEVEL = frozenset(STANDARD) | RUNTIME
+
+
+def field_of(name: str) -> str:
+    """The request field that carries workflow parameter `name`."""
+    return name if name in TOP_LEVEL else f"extra_params.{name}"
+
+
+class ComfyUIEngine:
+    name = "comfyui"
+    # Each workflow declares the prompt and images it needs; the service's per-mode checks
+    # (a prompt for text-to-image, ...) would refuse workflows that need none.
+    validates_inputs = True
+
+    def __init__(
+        self,
+        *,
+        client: ComfyUIClient,
+        catalogue: WorkflowCatalogue,
+        mode_workflows: dict[str, str],
+        options: RunOptions,
+    ) -> None:
+        self.client = client
+        self.catalogue = catalogue
+        self.mode_workflows = mode_workflows
+        self.options = options
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ComfyUIEngine:
+        folders: list[Path] = [EXAMPLES] if settings.comfyui_example_workflows else []
+        folders.append(settings.workflows_path)
+        catalogue = WorkflowCatalogue.load(
+            folders, {**DEFAULT_MODEL_FILES, **settings.comfyui_model_files}
+        )
+        client = ComfyUIClient(
+            settings.comfyui_api_url,
+            timeout=settings.comfyui_timeout,
+            connect_timeout=settings.connect_timeout,
+            backoff=settings.comfyui_reconnect_backoff,
+            backoff_max=settings.comfyui_reconnect_max,
+        )
+        options = RunOptions(
+            poll_interval=settings.comfyui_poll_interval,
+            prompt_timeout=settings.comfyui_prompt_timeout,
+            stop_timeout=settings.connect_timeout,
+        )
+        return cls(
+            client=client,
+            catalogue=catalogue,
+            mode_workflows=dict(settings.comfyui_workflows),
+            options=options,
+        )
+
+    async def start(self) -> None:
+        missing = {
+            m: w for m, w in self.mode_workflows.items() if w not in self.catalogue.workflows
+        }
+        if missing:
+            log.warning("modes mapped to unknown workflows: %s", missing)
+        await self.client.start()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # ---- requests ------------------------------------------------------------------------
+    def prepare(
+        self, request: GenerationRequest, input_size: tuple[int, int] | None = None
+    ) -> Prepared:
+        mode = request.resolved_mode
+        if request.model is not None:
+            workflow = self.catalogue.get(request.model, "model")
+        elif mode.value in self.mode_workflows:
+            workflow = self.catalogue.get(self.mode_workflows[mode.value], "mode")
+        else:
+            raise InvalidInput.field("mode", f"no workflow is configured for {mode}")
+        given: dict[str, Any] = {}
+        ignored = []
+        for name in STANDARD:
+            value = getattr(request, name)
+            if value is None or (name == "prompt" and not value.strip()):
+                continue
+            if name in workflow.parameters:
+                given[name] = value
+            else:  # as diffusers families ignore what they cannot use: said, not refused
+                ignored.append(name)
+        for name, value in request.extra_params.items():
+            if name in TOP_LEVEL:
+                raise InvalidInput.field(f"extra_params.{name}", f"use the request field {name!r}")
+            given[name] = value
+        for image in ("input_image", "mask_image"):
+            declared = workflow.parameters.get(image)
+            sent = getattr(request, image) is not None
+            if sent and declared is None:
+                raise InvalidInput.field(image, f"workflow {workflow.name!r} takes no {image}")
+            if not sent and declared is not None and declared.is_required:
+                raise InvalidInput.field(image, f"required by workflow {workflow.name!r}")
+        resolved = workflow.resolve(given, field_of, runtime=RUNTIME)
+        values = resolved.values
+        width = int(values.get("width") or (input_size[0] if input_size else 0))
+        height = int(values.get("height") or (input_size[1] if input_size else 0))
+        extra = {k: v for k, v in values.items() if k not in (*IN_KEY, *PER_ITEM)}
+        key = CallKey(
+            model=workflow.name,
+            mode=mode,
+            width=width,
+            height=height,
+            steps=int(values.get("steps") or 0),
+            guidance_scale=float(values.get("guidance_scale") or 0.0),
+            extra=tuple(sorted(extra.items())),
+        )
+        warnings = [f"workflow {workflow.name!r} ignores {name}" for name in ignored]
+        return Prepared(key=key, warnings=(*resolved.warnings, *warnings))
+
+    async def generate(
+        self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
+    ) -> EngineOutput:
+        workflow = self.catalogue.get(call.key.model, "model")
+        if not await self.client.wait_connected(self.client.connect_timeout):
+            raise ServiceUnavailable(
+                self.client.last_error or f"ComfyUI at {self.client.base_url} is unreachable",
+                headers={"Retry-After": "5"},
+            )
+        key = call.key
+        shared: dict[str, Any] = dict(key.extra)
+        for name in IN_KEY:
+            if name in workflow.parameters:
+                shared[name] = getattr(key, name)
+        values = []
+        for item in call.items:
+            own = dict(shared)
+            for name, value in (("prompt", item.prompt), ("negative_prompt", item.negative_prompt)):
+                param = workflow.parameters.get(name)
+                if param is not None:
+                    own[name] = value if value else param.default
+            values.append({k: v for k, v in own.items() if v is not None})
+        run = CallRun(
+            client=self.client,
+            workflow=workflow,
+            call=call,
+            values=values,
+            field_of=field_of,
+            options=self.options,
+        )
+        return await run.run(progress, cancelled)
+
+    # ---- health --------------------------------------------------------------------------
+    def health(self) -> EngineHealth:
+        stats = self.client.system_stats or {}
+        devices = [
+            {k: d.get(k) for k in ("name", "type", "index", "vram_total", "vram_free")}
+            for d in stats.get("devices") or []
+        ]
+        detail: dict[str, Any] = {
+            "comfyui_available": self.client.connected,
+            "comfyui_url": self.client.base_url,
+            "comfyui_version": (stats.get("system") or {}).get("comfyui_version"),
+            "devices": devices,
+            "client_id": self.client.client_id,
+            "workflows": sorted(self.catalogue.workflows),
+            "mode_workflows": self.mode_workflows,
+        }
+        if self.catalogue.errors:
+            detail["workflow_errors"] = self.catalogue.errors
+        error = None if self.client.connected else self.client.last_error
+        if not self.catalogue.workflows:
+            error = "no usable workflow: see workflow_errors and WORKFLOWS_PATH"
+        return EngineHealth(
+            ready=self.client.connected and bool(self.catalogue.workflows),
+            detail=detail,
+            error=error,
+            gpu_available=any(d.get("type") == "cuda" for d in devices),
+        )

@@ -1,0 +1,279 @@
+"""Running one engine call on ComfyUI: one prompt per image, all queued at once.
+
+Each image is its own prompt with seed `seed + i`, so an image is reproducible whether it
+was asked for alone or among others (a `batch_size` inside one prompt would share one
+seed). The call's prompts are queued together, so ComfyUI's queue never idles between
+them, and they are followed to the end through three sources, any one of which suffices:
+
+- websocket events (`progress` -> Progress; `execution_success` / `execution_error` /
+  `execution_interrupted` -> look at the history entry);
+- `/history/{id}` every `poll_interval`, and at once after the socket reconnected (an
+  entry appears only once a run has ended), so a dead socket never hangs a call;
+- `/queue`, when the socket reconnected: a prompt neither queued nor in history was lost
+  (ComfyUI restarted) and the call fails with 503, which the job manager retries.
+
+Cancel is per prompt and targeted: a running prompt gets `POST /interrupt {prompt_id}`,
+a pending one `POST /queue {delete: [id]}` (then the targeted interrupt too, in case it
+started meanwhile); neither touches another client's prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from easel.core.errors import EaselError, GatewayTimeout, ServiceUnavailable
+from easel.core.generation_api import MAX_SEED
+from easel.generation.engines.base import CancelledFn, EngineCall, EngineOutput, ProgressFn
+from easel.generation.engines.comfyui.client import ComfyUIClient, Message
+from easel.generation.engines.comfyui.errors import execution_failure, rejection
+from easel.generation.engines.comfyui.workflows import FieldOf, Workflow
+
+log = logging.getLogger("easel.generation.comfyui")
+
+TICK = 0.05  # seconds between checks of cancel flags while waiting for events
+UPLOAD_FOLDER = "easel"  # subfolder of ComfyUI's input folder for uploaded images
+_ENDED = ("execution_success", "execution_error", "execution_interrupted")
+
+
+@dataclass
+class PromptRun:
+    id: str
+    item: int
+    graph: dict[str, Any]
+    posted_epoch: int = 0
+    running: bool = False
+    ended: bool = False  # an end event came; the history entry may lag a moment
+    stopped: bool = False  # we interrupted or deleted it
+    done: bool = False
+    value: int = 0
+    maximum: int = 0
+    images: list[Image.Image] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    poll_interval: float
+    prompt_timeout: float
+    stop_timeout: float
+
+
+class CallRun:
+    def __init__(
+        self,
+        *,
+        client: ComfyUIClient,
+        workflow: Workflow,
+        call: EngineCall,
+        values: list[dict[str, Any]],
+        field_of: FieldOf,
+        options: RunOptions,
+    ) -> None:
+        self.client = client
+        self.workflow = workflow
+        self.call = call
+        self.values = values  # per item: parameter values shared by its images
+        self.field_of = field_of
+        self.options = options
+        self.prompts: list[PromptRun] = []
+        self.events: asyncio.Queue[Message] = asyncio.Queue()
+        self.interrupted = False
+        self.steps_reported = 0
+
+    async def run(self, progress: ProgressFn, cancelled: CancelledFn) -> EngineOutput:
+        try:
+            await self._post_all(cancelled)
+            await self._follow(progress, cancelled)
+        except BaseException:
+            await self._stop_quietly([p for p in self.prompts if not p.done])
+            raise
+        finally:
+            for prompt in self.prompts:
+                self.client.unsubscribe(prompt.id)
+        images: list[list[Image.Image]] = [[] for _ in self.call.items]
+        for prompt in self.prompts:
+            images[prompt.item].extend(prompt.images)
+        return EngineOutput(
+            images=images, steps_run=self.steps_reported, interrupted=self.interrupted
+        )
+
+    # ---- queueing ------------------------------------------------------------------------
+    async def _post_all(self, cancelled: CancelledFn) -> None:
+        for index, item in enumerate(self.call.items):
+            values = dict(self.values[index])
+            for name, image in (("input_image", item.input_image), ("mask_image", item.mask_image)):
+                if image is not None and name in self.workflow.parameters:
+                    values[name] = await self._upload(image, name)
+            for offset in range(item.num_images):
+                if cancelled() or self.call.item_cancelled(index):
+                    break
+                if "seed" in self.workflow.parameters:
+                    values["seed"] = (item.seed + offset) % (MAX_SEED + 1)
+                await self._post(PromptRun(str(uuid.uuid4()), index, self.workflow.inject(values)))
+
+    async def _upload(self, image: Image.Image, name: str) -> str:
+        data = await asyncio.to_thread(_png, image)
+        # Unique per request: two requests never read each other's image.
+        filename = f"{uuid.uuid4().hex}-{name}.png"
+        return await self.client.upload_image(data, filename, UPLOAD_FOLDER)
+
+    async def _post(self, prompt: PromptRun) -> None:
+        # Subscribed (and the id chosen) before posting: events can precede the answer.
+        self.client.subscribe(prompt.id, self.events)
+        prompt.posted_epoch = self.client.epoch
+        self.prompts.append(prompt)
+        extra = {"easel": {"workflow": self.workflow.name, "item": prompt.item}}
+        rejected = await self.client.queue_prompt(prompt.graph, prompt.id, extra)
+        if rejected is not None:
+            prompt.done = True  # never queued: nothing to stop
+            raise rejection(rejected, self.workflow, self.field_of)
+
+    # ---- following -----------------------------------------------------------------------
+    def _unfinished(self) -> list[PromptRun]:
+        return [p for p in self.prompts if not p.done]
+
+    async def _follow(self, progress: ProgressFn, cancelled: CancelledFn) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.prompt_timeout
+        next_poll = loop.time() + self.options.poll_interval
+        seen_epoch = self.client.epoch
+        while unfinished := self._unfinished():
+            if cancelled():
+                self.interrupted = True
+                await self._stop(unfinished)
+                return
+            await self._stop([p for p in unfinished if self.call.item_cancelled(p.item)])
+            if loop.time() > deadline:
+                raise GatewayTimeout(
+                    f"ComfyUI did not finish workflow {self.workflow.name!r} within "
+                    f"{self.options.prompt_timeout:g}s"
+                )
+            with contextlib.suppress(TimeoutError):
+                kind, data = await asyncio.wait_for(self.events.get(), TICK)
+                await self._on_event(kind, data, progress)
+            for prompt in self._unfinished():
+                if prompt.ended:  # the end was announced; the history entry follows
+                    await self._check_history(prompt, lost_if_absent=False)
+            reconnected = self.client.epoch != seen_epoch
+            if reconnected or loop.time() >= next_poll:
+                seen_epoch = self.client.epoch
+                next_poll = loop.time() + self.options.poll_interval
+                for prompt in self._unfinished():
+                    suspect = prompt.posted_epoch != self.client.epoch or not self.client.connected
+                    await self._check_history(prompt, lost_if_absent=suspect)
+
+    async def _on_event(self, kind: str, data: dict[str, Any], progress: ProgressFn) -> None:
+        prompt = next((p for p in self.prompts if p.id == data.get("prompt_id")), None)
+        if prompt is None or prompt.done:
+            return
+        if kind in ("execution_start", "progress_state", "execution_cached"):
+            prompt.running = True
+        elif kind == "executing":
+            prompt.running = True
+            if data.get("node") is None:  # the legacy "done" marker: history is written
+                prompt.ended = True
+        elif kind == "progress":
+            prompt.running = True
+            prompt.value, prompt.maximum = int(data.get("value", 0)), int(data.get("max", 0))
+            self._report(progress)
+        elif kind in _ENDED:
+            prompt.ended = True
+            if kind == "execution_error" and not prompt.stopped:
+                raise execution_failure(data, prompt.id)
+
+    def _report(self, progress: ProgressFn) -> None:
+        live = [p for p in self.prompts if not p.stopped]
+        unit = max((p.maximum for p in live), default=0)
+        if unit <= 0:
+            return
+        step = sum(unit if p.done else min(p.value, unit) for p in live)
+        self.steps_reported = step
+        progress(step, unit * len(live), [None] * len(self.call.items))
+
+    async def _check_history(self, prompt: PromptRun, *, lost_if_absent: bool) -> None:
+        entry = await self.client.history(prompt.id)
+        if entry is None and lost_if_absent and not await self.client.in_queue(prompt.id):
+            # Not queued: it ended between the two looks, or ComfyUI forgot it.
+            entry = await self.client.history(prompt.id)
+            if entry is None:
+                raise ServiceUnavailable(
+                    f"ComfyUI lost prompt {prompt.id} of workflow {self.workflow.name!r}: it "
+                    "is neither queued nor finished (ComfyUI restarted?); retry",
+                    headers={"Retry-After": "5"},
+                )
+        if entry is not None:
+            await self._finish(prompt, entry)
+
+    async def _finish(self, prompt: PromptRun, entry: dict[str, Any]) -> None:
+        status = entry.get("status") or {}
+        messages = status.get("messages") or []
+        last_kind, last_data = (messages[-1][0], messages[-1][1]) if messages else ("", {})
+        if status.get("status_str") == "success" or status.get("completed") is True:
+            prompt.images = await self._fetch_outputs(entry.get("outputs") or {})
+        elif last_kind == "execution_interrupted" and not prompt.stopped:
+            raise execution_failure(
+                {**last_data, "exception_message": "interrupted in ComfyUI (not by easel)"},
+                prompt.id,
+            )
+        elif not prompt.stopped:
+            errors = [data for kind, data in messages if kind == "execution_error"]
+            raise execution_failure(errors[-1] if errors else {}, prompt.id)
+        prompt.done = True
+
+    async def _fetch_outputs(self, outputs: dict[str, Any]) -> list[Image.Image]:
+        wanted = self.workflow.output_nodes()
+        files = [
+            image
+            for node, output in outputs.items()
+            if wanted is None or node in wanted
+            for image in (output.get("images") or [])
+        ]
+        if wanted is None and any(f.get("type") == "output" for f in files):
+            files = [f for f in files if f.get("type") == "output"]  # not the previews
+        images = []
+        for file in files:
+            data = await self.client.view(
+                str(file["filename"]), str(file.get("subfolder", "")), str(file.get("type"))
+            )
+            images.append(await asyncio.to_thread(_decode, data))
+        return images
+
+    # ---- stopping ------------------------------------------------------------------------
+    async def _stop(self, prompts: list[PromptRun]) -> None:
+        for prompt in prompts:
+            if prompt.stopped or prompt.done:
+                continue
+            prompt.stopped = True
+            if not prompt.running:
+                await self.client.delete_pending([prompt.id])
+            # Targeted: a no-op unless this very prompt runs (it may have just started).
+            await self.client.interrupt(prompt.id)
+            log.info("stopped ComfyUI prompt %s (%s)", prompt.id, self.workflow.name)
+            prompt.done = True  # its outcome no longer matters to anyone
+
+    async def _stop_quietly(self, prompts: list[PromptRun]) -> None:
+        started = time.monotonic()
+        with contextlib.suppress(EaselError, TimeoutError):
+            await asyncio.wait_for(self._stop(prompts), self.options.stop_timeout)
+        if prompts:
+            log.info("stopped %d prompt(s) in %.2fs", len(prompts), time.monotonic() - started)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image

@@ -1,0 +1,47 @@
+"""The pod's status as a coloured table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from easel.pod.state import ProcessState, RunState
+
+STATE_COLOURS = {RunState.RUNNING: "green", RunState.DEAD: "red", RunState.STOPPED: "dim"}
+HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow"}
+
+
+def status_table(states: list[ProcessState], run_dir: Path) -> Table:
+    up = sum(state.state.is_up for state in states)
+    table = Table(title=f"easel pod ({run_dir}): {up}/{len(states)} running")
+    for column in ("service", "pid", "port", "process", "health", "uptime", "log"):
+        table.add_column(column)
+    for state in states:
+        health = state.health or "-"
+        colour = HEALTH_COLOURS.get(health, "red" if state.health else "dim")
+        process = f"[{STATE_COLOURS[state.state]}]{state.state}[/]"
+        if state.state is RunState.DEAD:
+            process += " [dim](stale PID file)[/]"
+        table.add_row(
+            state.name if state.planned else f"{state.name} [dim](not in settings)[/]",
+            "-" if state.pid is None else str(state.pid),
+            "-" if state.port is None else str(state.port),
+            process,
+            f"[{colour}]{health}[/]",
+            "-" if state.uptime_s is None else format_uptime(state.uptime_s),
+            str(state.log),
+        )
+    return table
+
+
+def format_uptime(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -1,0 +1,1 @@
+"""Segmentation service: smart masks from clicked points and boxes (FastSAM or classical)."""

@@ -1,0 +1,101 @@
+"""The segmentation app: `create_app(settings)`. The segmenter loads in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from easel.core.app import create_service_app
+from easel.core.body import parse_body
+from easel.core.container import container_of, install_container
+from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.images import ImageCodec
+from easel.core.openapi import json_or_form_body
+from easel.core.settings import Settings
+from easel.segmentation.cache import PreparedCache
+from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
+from easel.segmentation.segmenters import build_segmenter
+from easel.segmentation.segmenters.base import SegmenterReport
+from easel.segmentation.service import Limits, SegmentationService
+
+SERVICE = "segmentation"
+
+
+@dataclass(frozen=True)
+class SegmentationContainer:
+    settings: Settings
+    service: SegmentationService
+    report: SegmenterReport
+
+
+Container = Annotated[SegmentationContainer, Depends(container_of(SegmentationContainer))]
+router = APIRouter(tags=["segmentation"])
+
+
+@router.post(
+    "/api/smart-mask",
+    response_model=SmartMaskResult,
+    openapi_extra=json_or_form_body(SmartMaskRequest),
+)
+async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
+    """A mask of the object under the clicked points (label 1 selects, 0 excludes) and/or
+    inside a box: a single-channel PNG the image's size, with its bounding box, area and
+    score. `multimask` adds the next-best candidates; `refine` post-processes the mask
+    (fill holes, dilate, erode, feather) as image-utils' mask op does. Re-sending the same
+    image is cheaper: its per-image work is cached."""
+    body = await parse_body(
+        request, SmartMaskRequest, max_field_bytes=container.settings.max_body_bytes
+    )
+    return await run_in_threadpool(container.service.smart_mask, body)
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/api/health", response_model=ServiceHealth)
+async def health(container: Container) -> ServiceHealth:
+    """The segmenter in use, whether FastSAM's weights were found, the device, the load
+    time and the cache. `degraded` when the configured segmenter could not load (with
+    `auto`, the classical one then serves)."""
+    report = container.report
+    detail = asdict(report)
+    detail["cache"] = container.service.cache.stats()
+    status = HealthStatus.DEGRADED if report.error else HealthStatus.HEALTHY
+    return ServiceHealth(
+        status=status, service=SERVICE, version=container.settings.version, detail=detail
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        segmenter, report = await asyncio.to_thread(build_segmenter, settings)
+        service = SegmentationService(
+            segmenter=segmenter,
+            codec=ImageCodec.from_settings(settings),
+            cache=PreparedCache(settings.segmentation_cache_size),
+            limits=Limits(
+                max_points=settings.segmentation_max_points,
+                max_masks=settings.segmentation_max_masks,
+            ),
+            unavailable=report.error or "no segmenter is loaded",
+        )
+        install_container(
+            app, SegmentationContainer(settings=settings, service=service, report=report)
+        )
+        yield
+
+    return create_service_app(
+        settings,
+        service=SERVICE,
+        description="Smart masks from clicked points and boxes: FastSAM, or weight-free GrabCut.",
+        lifespan=lifespan,
+        routers=[router, health_router],
+        body_models=[SmartMaskRequest],
+    )
