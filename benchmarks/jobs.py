@@ -107,7 +107,7 @@ async def run_case(
     started = time.perf_counter()
     for i in range(jobs):
         await manager.submit({"prompt": "x", "seed": i}, idempotency_key=None)
-    while (await stores[0].counts())[JobStatus.DONE] < jobs:
+    while _ended(await stores[0].counts()) < jobs:
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - started
     # Pickup latency: one job at a time, so every worker is idle when it arrives.
@@ -117,8 +117,9 @@ async def run_case(
         while (current := await stores[0].get(job.id)) is None or current.started_at is None:
             await asyncio.sleep(0.0005)
         pickups.append((current.started_at - current.created_at) * 1000)
-        while (await stores[0].get(job.id)).status is not JobStatus.DONE:  # type: ignore[union-attr]
+        while not (await stores[0].get(job.id)).status.is_terminal:  # type: ignore[union-attr]
             await asyncio.sleep(0.0005)
+    counts = await stores[0].counts()
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
@@ -131,7 +132,12 @@ async def run_case(
         "jobs_per_s": jobs / elapsed,
         "pickup_p50_ms": statistics.median(pickups),
         "pickup_p99_ms": pickups[min(len(pickups) - 1, int(len(pickups) * 0.99))],
+        "not_done": _ended(counts) - counts[JobStatus.DONE],  # must be 0: a no-op cannot fail
     }
+
+
+def _ended(counts: dict[JobStatus, int]) -> int:
+    return sum(number for status, number in counts.items() if status.is_terminal)
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str]:
@@ -168,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     redis_process, redis_url = start_redis() if "redis" in args.stores else (None, None)
     table = Table(title=f"jobs: {args.jobs} no-op jobs per case, idle poll {args.poll * 1000:g} ms")
-    for column in ("store", "workers", "jobs/s", "pickup p50 ms", "pickup p99 ms"):
+    for column in ("store", "workers", "jobs/s", "pickup p50 ms", "pickup p99 ms", "not done"):
         table.add_column(column, justify="right")
     try:
         for kind in args.stores:
@@ -180,6 +186,7 @@ def main() -> None:
                     f"{figures['jobs_per_s']:.0f}",
                     f"{figures['pickup_p50_ms']:.1f}",
                     f"{figures['pickup_p99_ms']:.1f}",
+                    f"{figures['not_done']:.0f}",
                 )
     finally:
         if redis_process is not None:

@@ -252,9 +252,10 @@ async def maintain(manager: JobManager, settings: Settings) -> None:
                 visibility_timeout=settings.jobs_visibility_timeout,
                 notify=manager.webhooks.notify if manager.webhooks else None,
             )
-            for job in await manager.store.sweep(older_than=now - settings.jobs_retention):
+            cutoff = now - settings.jobs_retention
+            for job in await manager.store.sweep(older_than=cutoff):
                 for image in (job.result or {}).get("images", []):
-                    manager.results.delete(image["sha256"])
+                    manager.results.delete_unused(image["sha256"], since=cutoff)
         except Exception:
             log.exception("job maintenance failed; trying again")
         await asyncio.sleep(min(settings.jobs_heartbeat, 60))

@@ -141,8 +141,6 @@ class JobManager:
                 "this Idempotency-Key was used with a different request body",
                 details={"idempotency_key": idempotency_key},
             ) from conflict
-        if stored.id == job.id:
-            await self.store.append(job.id, {"type": EventType.QUEUED, "status": "queued"})
         return stored
 
     # ---- reads -------------------------------------------------------------------------

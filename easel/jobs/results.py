@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 
@@ -19,19 +21,32 @@ class ResultFiles:
     def save(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{digest}.{os.getpid()}.partial")
-            partial.write_bytes(data)
-            partial.replace(path)  # atomic: readers never see half a file
+        try:
+            # Stored already (another job made the same image): mark it used now, so the
+            # sweep of an older job that shares it leaves it alone (`delete_unused`).
+            os.utime(path)
+            return digest
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own per writer: two jobs saving the same image at once (threads of
+        # one process, or processes) must not share a partial file.
+        partial = path.with_name(f"{digest}.{uuid.uuid4().hex}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)  # atomic: readers never see half a file
         return digest
 
     def load(self, digest: str) -> bytes | None:
         path = self._path(digest)
         return path.read_bytes() if path.exists() else None
 
-    def delete(self, digest: str) -> None:
-        self._path(digest).unlink(missing_ok=True)
+    def delete_unused(self, digest: str, *, since: float) -> None:
+        """Delete the image unless a job saved it at or after `since` (epoch seconds):
+        identical outputs of several jobs share one file."""
+        path = self._path(digest)
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < since:
+                path.unlink()
 
     def usage_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())

@@ -77,8 +77,14 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until cancelled."""
         last_recovery = 0.0
+        this_task = asyncio.current_task()
         try:
             while True:
+                if this_task is not None and this_task.cancelling():
+                    # Asked to stop, but a library swallowed the CancelledError (Python
+                    # 3.11's wait_for can, under redis-py's reads; seen in the jobs
+                    # benchmark): stop anyway rather than run on forever.
+                    raise asyncio.CancelledError
                 now = self.clock()
                 if now - last_recovery >= self.config.heartbeat_s:
                     await self.recover()
@@ -91,7 +97,7 @@ class Worker:
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 elif not await self._start_one():
-                    await asyncio.sleep(self.config.poll_interval_s)
+                    await self.store.wait_for_work(self.config.poll_interval_s)
         finally:
             for task in list(self.running):
                 task.cancel()

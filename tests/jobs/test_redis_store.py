@@ -109,7 +109,8 @@ async def test_sweep_leaves_no_trace_and_frees_the_idempotency_key(connect, redi
     assert [gone.id for gone in await store.sweep(older_than=NOW + 1)] == [job.id]
     async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as client:
         keys = [key async for key in client.scan_iter(match=f"{store.prefix}:*")]
-    assert keys == [f"{store.prefix}:seq"]  # only the arrival counter is left
+    # Only the arrival counter and the (bounded, job-free) wake-up tokens are left.
+    assert sorted(keys) == [f"{store.prefix}:seq", f"{store.prefix}:wake"]
     again = await store.submit(new_job(idempotency_key="k", request_hash="h2"), max_queued=10)
     assert again.id != job.id
 
@@ -134,7 +135,8 @@ async def test_a_store_outlives_a_server_restart(connect, start_redis, tmp_path)
 
     assert (await store.get(jobs[0].id)).status is JobStatus.RUNNING
     assert [event["type"] for _, event in await store.read(jobs[0].id, after=0)] == [
-        "queued",
+        "queued",  # the submit's
+        "queued",  # appended by the test
         "started",
     ]
     assert await store.position(jobs[2].id) == 1
@@ -154,3 +156,16 @@ async def test_a_command_waits_out_a_short_outage(connect, start_redis, tmp_path
     server.start()
     claimed = await asyncio.wait_for(claiming, timeout=15)
     assert claimed is not None and claimed.id == job.id
+
+
+async def test_an_idle_worker_is_woken_by_a_submit_not_by_its_poll(connect) -> None:
+    prefix = f"easel-test-{uuid.uuid4().hex}"
+    worker_side, submit_side = await connect(prefix), await connect(prefix)
+    waiting = asyncio.create_task(worker_side.wait_for_work(timeout=60))
+    await asyncio.sleep(0.2)  # blocked on the server by now
+    assert not waiting.done()
+    await submit(submit_side)
+    await asyncio.wait_for(waiting, timeout=10)  # long before its 60 s poll would end
+    # Tokens are capped: a burst while no worker is idle leaves a bounded list.
+    await submit(submit_side, 100)
+    assert await submit_side.redis.llen(f"{prefix}:wake") == 64

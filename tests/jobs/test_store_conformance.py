@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import IdempotencyConflict, QueueFull, started_event
+from easel.jobs.store.base import QUEUED_EVENT, IdempotencyConflict, QueueFull, started_event
 
 NOW = 1_000_000.0
 
@@ -113,11 +113,13 @@ async def test_finish_only_by_the_owner_and_once(store) -> None:
 
 
 async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
-    """A claim logs `started`; progress and finish log their event only when they write."""
+    """A submit logs `queued` and a claim `started`; progress and finish log their event
+    only when they write."""
     (job,) = await submit(store)
+    assert await store.read(job.id, after=0) == [(1, QUEUED_EVENT)]
     claimed = await store.claim("w1", now=NOW)
     assert claimed.attempts == 1
-    assert await store.read(job.id, after=0) == [(1, started_event(claimed))]
+    assert await store.read(job.id, after=1) == [(2, started_event(claimed))]
     assert not await store.progress(job.id, "w2", step=1, total=2, event={"type": "progress"})
     assert await store.progress(
         job.id, "w1", step=1, total=2, event={"type": "progress", "step": 1}
@@ -128,16 +130,16 @@ async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
     assert await store.finish(
         job.id, "w1", status=JobStatus.DONE, now=NOW, event={"type": "result"}
     )
-    assert await store.read(job.id, after=1) == [
-        (2, {"type": "progress", "step": 1}),
-        (3, {"type": "result"}),
+    assert await store.read(job.id, after=2) == [
+        (3, {"type": "progress", "step": 1}),
+        (4, {"type": "result"}),
     ]
     # A second attempt logs its own start, numbered on.
     (again,) = await submit(store)
     await store.claim("w1", now=NOW)
     await store.retry(again.id, "w1", now=NOW, not_before=NOW, error={"code": "x"})
     second = await store.claim("w1", now=NOW)
-    assert [event for _, event in await store.read(again.id, after=0)] == [
+    assert [event for _, event in await store.read(again.id, after=1)] == [
         {"type": "started", "attempt": 1},
         {"type": "started", "attempt": 2},
     ] and second.attempts == 2
@@ -233,9 +235,9 @@ async def test_queue_full(store) -> None:
 async def test_event_log(store) -> None:
     (job,) = await submit(store)
     ids = [await store.append(job.id, {"type": "progress", "step": i}) for i in range(1, 4)]
-    assert ids == [1, 2, 3]
-    assert [e["step"] for _, e in await store.read(job.id, after=0)] == [1, 2, 3]
-    assert [i for i, _ in await store.read(job.id, after=2)] == [3]
+    assert ids == [2, 3, 4]  # after the submit's own `queued`
+    assert [e.get("step") for _, e in await store.read(job.id, after=0)] == [None, 1, 2, 3]
+    assert [i for i, _ in await store.read(job.id, after=3)] == [4]
     assert await store.read("unknown", after=0) == []
 
 

@@ -41,8 +41,9 @@ class JobRecords(Protocol):
 
 class JobQueue(Protocol):
     async def submit(self, job: Job, *, max_queued: int) -> Job:
-        """Store and enqueue. With an idempotency key seen before: the existing job if the
-        request hash matches, else IdempotencyConflict. QueueFull beyond `max_queued`."""
+        """Store and enqueue, with `QUEUED_EVENT` as the first event of its log. With an
+        idempotency key seen before: the existing job if the request hash matches, else
+        IdempotencyConflict. QueueFull beyond `max_queued`."""
         ...
 
     async def position(self, job_id: str) -> int | None:
@@ -52,6 +53,11 @@ class JobQueue(Protocol):
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
         """Take the oldest runnable queued job: running, attempts + 1, owned by the worker,
         with its `started_event` appended to its log in the same atomic step."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """An idle worker's pause: returns after `timeout`, or sooner when a job was
+        submitted meanwhile (where the backend can tell)."""
         ...
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
@@ -112,6 +118,9 @@ class EventLog(Protocol):
 
 class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
+
+
+QUEUED_EVENT: dict[str, Any] = {"type": EventType.QUEUED.value, "status": "queued"}
 
 
 def started_event(job: Job) -> dict[str, Any]:

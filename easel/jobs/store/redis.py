@@ -25,13 +25,19 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import IdempotencyConflict, QueueFull, requeued_or_failed
+from easel.jobs.store.base import (
+    QUEUED_EVENT,
+    IdempotencyConflict,
+    QueueFull,
+    requeued_or_failed,
+)
 from easel.jobs.store.redis_scripts import Scripts
 
 # A dropped connection (a Redis restart or fail-over) is retried for about ten seconds.
 _RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
 _HEALTH_CHECK_S = 5  # an idle pooled connection is PINGed before use after this long
 _SWEEP_BATCH = 200
+_MIN_BLOCK_S = 0.01  # BLPOP's timeout has millisecond resolution (Redis >= 6)
 
 # The fields each optimistic decision reads: written only if they still hold.
 _CANCEL_READS = ("status",)
@@ -175,7 +181,14 @@ class RedisJobStore:
     async def submit(self, job: Job, *, max_queued: int) -> Job:
         fields = _fields(job)
         reply = await self._scripts.submit(
-            args=[self.prefix, job.id, max_queued, fields["idempotency_key"], *_flat(fields)]
+            args=[
+                self.prefix,
+                job.id,
+                max_queued,
+                fields["idempotency_key"],
+                json.dumps(QUEUED_EVENT),
+                *_flat(fields),
+            ]
         )
         outcome = reply[0]
         if outcome == "full":
@@ -196,6 +209,11 @@ class RedisJobStore:
             args=[self.prefix, _encode(float(now)), _encode(worker_id)]
         )
         return _job(found) if found else None
+
+    async def wait_for_work(self, timeout: float) -> None:
+        # Each submit pushes a token (the submit script): an idle worker blocked here takes
+        # one and is running its claim within a round trip, not a poll interval, later.
+        await self.redis.blpop([self._key("wake")], timeout=max(timeout, _MIN_BLOCK_S))
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})

@@ -16,6 +16,7 @@ Keys, all under the store's prefix P (ARGV[1] of every script):
     P:running         zset id -> heartbeat_at (recover finds the stale ones)
     P:finished        zset id -> finished_at, terminal jobs (sweep)
     P:idempotency     hash JSON-encoded idempotency key -> job id
+    P:wake            list of tokens, one per submit (at most 64): idle workers block on it
 
 Scripts reach job keys they compute, so on Redis Cluster the prefix needs a hash tag
 (e.g. `{easel}`) to keep one store's keys in one slot.
@@ -66,7 +67,7 @@ local function reindex(id, old)
 end
 """
 
-# ARGV: P, id, max_queued, JSON idempotency key (or 'null'), field, value, ...
+# ARGV: P, id, max_queued, JSON idempotency key (or 'null'), JSON first event, field, value, ...
 # Reply: {'created'} | {'key', fields} | {'id', fields} | {'full', queued}
 SUBMIT = """
 local id, max_queued, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -83,11 +84,14 @@ if #same > 0 then return {'id', same} end
 local queued = redis.call('ZCARD', key('status:queued'))
 if queued >= max_queued then return {'full', queued} end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', job_key(id), unpack(fields))
 redis.call('ZADD', key('all'), redis.call('INCR', key('seq')), id)
 if idem ~= 'null' then redis.call('HSET', key('idempotency'), idem, id) end
 reindex(id, nil)
+redis.call('RPUSH', key('events:' .. id), ARGV[5])
+redis.call('RPUSH', key('wake'), '1')
+redis.call('LTRIM', key('wake'), -64, -1)
 return {'created'}
 """
 

@@ -3,19 +3,27 @@
 The whole job is stored as JSON; the columns beside it exist to be queried. Every
 read-modify-write runs in `BEGIN IMMEDIATE`, which takes SQLite's write lock up front, so
 two workers (threads or processes) can never claim the same job.
+
+Each operation is one plain function run on the store's own thread, from BEGIN to COMMIT:
+one hand-off between the event loop and that thread per operation, where an async driver
+pays one per statement and per fetch (measured in `benchmarks/README.md`). A caller
+cancelled mid-way cannot leave a transaction open either: the function runs to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.store.base import (
+    QUEUED_EVENT,
     IdempotencyConflict,
     QueueFull,
     requeued_or_failed,
@@ -43,36 +51,71 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 _TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
+_QUEUED, _RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+_LOST = {"code": "worker_lost", "message": "the worker stopped answering"}
+
+T = TypeVar("T")
 
 
 class SQLiteJobStore:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        # The connection is used only on `thread`, one operation at a time; other
+        # connections (processes) are kept out by SQLite's own write lock.
         self.db = connection
-        # One connection runs one transaction at a time; coroutines sharing it take turns.
-        # Other connections (processes) are kept out by SQLite's own write lock.
-        self._lock = asyncio.Lock()
+        self._thread = thread
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteJobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, timeout=30, isolation_level=None)
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        await connection.execute("PRAGMA busy_timeout=30000")
-        await connection.executescript(SCHEMA)
-        return cls(connection)
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-sqlite")
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.executescript(SCHEMA)
+            return connection
+
+        try:
+            connection = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(connection, thread)
 
     async def close(self) -> None:
-        await self.db.close()
+        # Queued behind any operation still running, so those finish first.
+        await self._run(self.db.close)
+        self._thread.shutdown(wait=True)
 
-    # ---- helpers -------------------------------------------------------------------------
-    async def _one(self, sql: str, *args: Any) -> Job | None:
-        async with self.db.execute(sql, args) as cursor:
-            row = await cursor.fetchone()
+    # ---- running on the store's thread -------------------------------------------------
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(function, *args))
+
+    async def _transaction(self, function: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._in_transaction, function, *args)
+
+    def _in_transaction(self, function: Callable[..., T], *args: Any) -> T:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            outcome = function(*args)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return outcome
+
+    # ---- statements (called on the store's thread) -------------------------------------
+    def _one(self, sql: str, *args: Any) -> Job | None:
+        row = self.db.execute(sql, args).fetchone()
         return Job.model_validate_json(row[0]) if row else None
 
-    async def _save(self, job: Job) -> None:
-        await self.db.execute(
+    def _save(self, job: Job) -> None:
+        self.db.execute(
             "UPDATE jobs SET status=?, not_before=?, finished_at=?, worker_id=?, heartbeat_at=?,"
             " data=? WHERE id=?",
             (
@@ -86,17 +129,37 @@ class SQLiteJobStore:
             ),
         )
 
-    async def _owned(self, job_id: str, worker_id: str) -> Job | None:
-        return await self._one(
+    def _owned(self, job_id: str, worker_id: str) -> Job | None:
+        return self._one(
             "SELECT data FROM jobs WHERE id=? AND worker_id=? AND status=?",
             job_id,
             worker_id,
-            JobStatus.RUNNING.value,
+            _RUNNING,
         )
+
+    def _append(self, job_id: str, event: dict[str, Any]) -> int:
+        """The next id of the job's log, in one statement."""
+        row = self.db.execute(
+            "INSERT INTO events (job_id, id, data) SELECT ?1, COALESCE(MAX(id), 0) + 1, ?2"
+            " FROM events WHERE job_id=?1 RETURNING id",
+            (job_id, json.dumps(event)),
+        ).fetchone()
+        return int(row[0])
+
+    def _change_owned(
+        self, job_id: str, worker_id: str, update: dict[str, Any], event: dict[str, Any] | None
+    ) -> bool:
+        job = self._owned(job_id, worker_id)
+        if job is None:
+            return False
+        self._save(job.model_copy(update=update))
+        if event is not None:
+            self._append(job_id, event)
+        return True
 
     # ---- records -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job | None:
-        return await self._one("SELECT data FROM jobs WHERE id=?", job_id)
+        return await self._run(self._one, "SELECT data FROM jobs WHERE id=?", job_id)
 
     async def list_jobs(
         self, *, status: JobStatus | None, limit: int, cursor: str | None
@@ -109,53 +172,55 @@ class SQLiteJobStore:
             args.append(status.value)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit + 1)
-        async with self.db.execute(sql, args) as rows:
-            found = list(await rows.fetchall())
-        jobs = [Job.model_validate_json(data) for _, data in found[:limit]]
-        next_cursor = str(found[limit - 1][0]) if len(found) > limit else None
-        return jobs, next_cursor
+
+        def page() -> tuple[list[Job], str | None]:
+            found = self.db.execute(sql, args).fetchall()
+            jobs = [Job.model_validate_json(data) for _, data in found[:limit]]
+            return jobs, str(found[limit - 1][0]) if len(found) > limit else None
+
+        return await self._run(page)
 
     async def counts(self) -> dict[JobStatus, int]:
-        async with self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status") as rows:
-            found = {JobStatus(status): count for status, count in await rows.fetchall()}
-        return {status: found.get(status, 0) for status in JobStatus}
+        def count() -> dict[JobStatus, int]:
+            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            found = {JobStatus(status): number for status, number in rows}
+            return {status: found.get(status, 0) for status in JobStatus}
+
+        return await self._run(count)
 
     async def sweep(self, *, older_than: float) -> list[Job]:
         placeholders = ",".join("?" * len(_TERMINAL))
 
-        async def work() -> list[Job]:
-            async with self.db.execute(
+        def work() -> list[Job]:
+            rows = self.db.execute(
                 f"SELECT data FROM jobs WHERE status IN ({placeholders}) AND finished_at < ?",  # noqa: S608
                 (*_TERMINAL, older_than),
-            ) as rows:
-                gone = [Job.model_validate_json(data) for (data,) in await rows.fetchall()]
+            )
+            gone = [Job.model_validate_json(data) for (data,) in rows.fetchall()]
             for job in gone:
-                await self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
-                await self.db.execute("DELETE FROM events WHERE job_id=?", (job.id,))
+                self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
+                self.db.execute("DELETE FROM events WHERE job_id=?", (job.id,))
             return gone
 
-        result: list[Job] = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     # ---- queue ---------------------------------------------------------------------------
     async def submit(self, job: Job, *, max_queued: int) -> Job:
-        async def work() -> Job:
+        def work() -> Job:
             if job.idempotency_key is not None:
-                existing = await self._one(
+                existing = self._one(
                     "SELECT data FROM jobs WHERE idempotency_key=?", job.idempotency_key
                 )
                 if existing is not None:
                     if existing.request_hash != job.request_hash:
                         raise IdempotencyConflict(job.idempotency_key)
                     return existing
-            async with self.db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE status=?", (JobStatus.QUEUED.value,)
-            ) as rows:
-                row = await rows.fetchone()
-            queued = int(row[0]) if row else 0
+            (queued,) = self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status=?", (_QUEUED,)
+            ).fetchone()
             if queued >= max_queued:
-                raise QueueFull(queued)
-            await self.db.execute(
+                raise QueueFull(int(queued))
+            self.db.execute(
                 "INSERT INTO jobs (id, status, not_before, idempotency_key, data)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
@@ -166,54 +231,28 @@ class SQLiteJobStore:
                     job.model_dump_json(),
                 ),
             )
+            self._append(job.id, QUEUED_EVENT)
             return job
 
-        result: Job = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     async def position(self, job_id: str) -> int | None:
-        # One statement: a job claimed meanwhile cannot get a number.
-        async with self.db.execute(
-            "SELECT (SELECT COUNT(*) FROM jobs WHERE status=?1 AND seq < q.seq) FROM jobs q"
-            " WHERE q.id=?2 AND q.status=?1",
-            (JobStatus.QUEUED.value, job_id),
-        ) as rows:
-            row = await rows.fetchone()
-        return int(row[0]) if row else None
+        def rank() -> int | None:
+            # One statement: a job claimed meanwhile cannot get a number.
+            row = self.db.execute(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE status=?1 AND seq < q.seq) FROM jobs q"
+                " WHERE q.id=?2 AND q.status=?1",
+                (_QUEUED, job_id),
+            ).fetchone()
+            return int(row[0]) if row else None
 
-    async def _transaction(self, work: Any) -> Any:
-        """Run `work()` (a coroutine function) under SQLite's write lock.
-
-        Shielded: a caller cancelled mid-way (a job cancelled or timed out while recording
-        progress) must not leave BEGIN without COMMIT/ROLLBACK on the shared connection,
-        as every later transaction would then fail. The transaction finishes in its own
-        task; the caller still sees its cancellation."""
-        return await asyncio.shield(self._locked_transaction(work))
-
-    async def _locked_transaction(self, work: Any) -> Any:
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                outcome = await work()
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            return outcome
+        return await self._run(rank)
 
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
-        # Idle workers poll often: look without the write lock first.
-        async with self.db.execute(
-            "SELECT 1 FROM jobs WHERE status=? AND not_before <= ? LIMIT 1",
-            (JobStatus.QUEUED.value, now),
-        ) as rows:
-            if await rows.fetchone() is None:
-                return None
-
-        async def work() -> Job | None:
-            job = await self._one(
+        def work() -> Job | None:
+            job = self._one(
                 "SELECT data FROM jobs WHERE status=? AND not_before <= ? ORDER BY seq LIMIT 1",
-                JobStatus.QUEUED.value,
+                _QUEUED,
                 now,
             )
             if job is None:
@@ -228,24 +267,34 @@ class SQLiteJobStore:
                     "updated_at": now,
                 }
             )
-            await self._save(job)
-            await self._append(job.id, started_event(job))
+            self._save(job)
+            self._append(job.id, started_event(job))
             return job
 
-        result: Job | None = await self._transaction(work)
-        return result
+        def look_then_claim() -> Job | None:
+            # Idle workers poll often: look without the write lock first.
+            if not self.db.execute(
+                "SELECT 1 FROM jobs WHERE status=? AND not_before <= ? LIMIT 1", (_QUEUED, now)
+            ).fetchone():
+                return None
+            return self._in_transaction(work)
+
+        return await self._run(look_then_claim)
+
+    async def wait_for_work(self, timeout: float) -> None:
+        # Other processes' submits cannot signal this one; a short poll finds them.
+        await asyncio.sleep(timeout)
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
-        async def work() -> Job | None:
-            job = await self._owned(job_id, worker_id)
+        def work() -> Job | None:
+            job = self._owned(job_id, worker_id)
             if job is None:
                 return None
             job = job.model_copy(update={"heartbeat_at": now})
-            await self._save(job)
+            self._save(job)
             return job
 
-        result: Job | None = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     async def progress(
         self,
@@ -256,19 +305,8 @@ class SQLiteJobStore:
         total: int,
         event: dict[str, Any] | None = None,
     ) -> bool:
-        async def work() -> bool:
-            job = await self._owned(job_id, worker_id)
-            if job is None:
-                return False
-            await self._save(
-                job.model_copy(update={"progress_step": step, "progress_total": total})
-            )
-            if event is not None:
-                await self._append(job_id, event)
-            return True
-
-        result: bool = await self._transaction(work)
-        return result
+        update = {"progress_step": step, "progress_total": total}
+        return await self._transaction(self._change_owned, job_id, worker_id, update, event)
 
     async def finish(
         self,
@@ -283,46 +321,31 @@ class SQLiteJobStore:
     ) -> bool:
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
-
-        async def work() -> bool:
-            job = await self._owned(job_id, worker_id)
-            if job is None:
-                return False
-            await self._save(
-                job.model_copy(
-                    update={
-                        "status": status,
-                        "finished_at": now,
-                        "updated_at": now,
-                        "result": result,
-                        "error": error,
-                    }
-                )
-            )
-            if event is not None:
-                await self._append(job_id, event)
-            return True
-
-        done: bool = await self._transaction(work)
-        return done
+        update = {
+            "status": status,
+            "finished_at": now,
+            "updated_at": now,
+            "result": result,
+            "error": error,
+        }
+        return await self._transaction(self._change_owned, job_id, worker_id, update, event)
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
     ) -> Job | None:
-        async def work() -> Job | None:
-            job = await self._owned(job_id, worker_id)
+        def work() -> Job | None:
+            job = self._owned(job_id, worker_id)
             if job is None:
                 return None
             job = requeued_or_failed(job, now=now, not_before=not_before, error=error)
-            await self._save(job)
+            self._save(job)
             return job
 
-        result: Job | None = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     async def cancel(self, job_id: str, *, now: float) -> Job | None:
-        async def work() -> Job | None:
-            job = await self.get(job_id)
+        def work() -> Job | None:
+            job = self._one("SELECT data FROM jobs WHERE id=?", job_id)
             if job is None or job.status.is_terminal:
                 return job
             if job.status is JobStatus.QUEUED:
@@ -331,47 +354,36 @@ class SQLiteJobStore:
                 )
             else:
                 job = job.model_copy(update={"cancel_requested": True, "updated_at": now})
-            await self._save(job)
+            self._save(job)
             return job
 
-        result: Job | None = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     async def recover(self, *, now: float, visibility_timeout: float) -> list[Job]:
-        async def work() -> list[Job]:
-            async with self.db.execute(
+        def work() -> list[Job]:
+            rows = self.db.execute(
                 "SELECT data FROM jobs WHERE status=? AND heartbeat_at < ?",
-                (JobStatus.RUNNING.value, now - visibility_timeout),
-            ) as rows:
-                stale = [Job.model_validate_json(data) for (data,) in await rows.fetchall()]
+                (_RUNNING, now - visibility_timeout),
+            )
+            stale = [Job.model_validate_json(data) for (data,) in rows.fetchall()]
             recovered = []
-            lost = {"code": "worker_lost", "message": "the worker stopped answering"}
             for job in stale:
-                job = requeued_or_failed(job, now=now, not_before=now, error=lost)
-                await self._save(job)
+                job = requeued_or_failed(job, now=now, not_before=now, error=_LOST)
+                self._save(job)
                 recovered.append(job)
             return recovered
 
-        result: list[Job] = await self._transaction(work)
-        return result
+        return await self._transaction(work)
 
     # ---- events --------------------------------------------------------------------------
     async def append(self, job_id: str, event: dict[str, Any]) -> int:
-        result: int = await self._transaction(lambda: self._append(job_id, event))
-        return result
-
-    async def _append(self, job_id: str, event: dict[str, Any]) -> int:
-        """Inside a transaction: the next id of the job's log (one statement)."""
-        async with self.db.execute(
-            "INSERT INTO events (job_id, id, data) SELECT ?1, COALESCE(MAX(id), 0) + 1, ?2"
-            " FROM events WHERE job_id=?1 RETURNING id",
-            (job_id, json.dumps(event)),
-        ) as rows:
-            row = await rows.fetchone()
-        return int(row[0]) if row else 0
+        return await self._transaction(self._append, job_id, event)
 
     async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]:
-        async with self.db.execute(
-            "SELECT id, data FROM events WHERE job_id=? AND id>? ORDER BY id", (job_id, after)
-        ) as rows:
-            return [(int(event_id), json.loads(data)) for event_id, data in await rows.fetchall()]
+        def rows() -> list[tuple[int, dict[str, Any]]]:
+            found = self.db.execute(
+                "SELECT id, data FROM events WHERE job_id=? AND id>? ORDER BY id", (job_id, after)
+            )
+            return [(int(event_id), json.loads(data)) for event_id, data in found]
+
+        return await self._run(rows)

@@ -1,0 +1,34 @@
+"""Result images: stored once by content, safe to write at once, shared across jobs."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from easel.jobs.results import ResultFiles
+
+
+def test_the_same_image_saved_at_once_by_many_writers_is_stored_once(tmp_path) -> None:
+    # Found by benchmarks/jobs.py: writers of one process shared a partial file's name.
+    files = ResultFiles(tmp_path)
+    data = os.urandom(256 * 1024)
+    with ThreadPoolExecutor(8) as pool:
+        digests = set(pool.map(lambda _: files.save(data), range(64)))
+    (digest,) = digests
+    assert files.load(digest) == data
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [digest]
+
+
+def test_an_image_another_job_saved_since_survives_the_sweep_of_an_old_job(tmp_path) -> None:
+    files = ResultFiles(tmp_path)
+    old = files.save(b"shared")
+    os.utime(files._path(old), (1_000, 1_000))  # saved long ago by an old job
+    cutoff = time.time() - 60
+    assert files.save(b"shared") == old  # a new job made the same image
+    files.delete_unused(old, since=cutoff)
+    assert files.load(old) == b"shared"
+    os.utime(files._path(old), (1_000, 1_000))  # and now no job has used it since
+    files.delete_unused(old, since=cutoff)
+    assert files.load(old) is None
+    files.delete_unused(old, since=cutoff)  # gone already: nothing to do
