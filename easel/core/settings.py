@@ -247,15 +247,11 @@ class Settings(BaseSettings):
     comfyui_prompt_timeout: float = Field(
         600.0, gt=0, validation_alias=_env("COMFYUI_PROMPT_TIMEOUT")
     )
-    comfyui_poll_interval: float = Field(
-        1.0, gt=0, validation_alias=_env("COMFYUI_POLL_INTERVAL")
-    )
+    comfyui_poll_interval: float = Field(1.0, gt=0, validation_alias=_env("COMFYUI_POLL_INTERVAL"))
     comfyui_reconnect_backoff: float = Field(
         0.5, gt=0, validation_alias=_env("COMFYUI_RECONNECT_BACKOFF")
     )
-    comfyui_reconnect_max: float = Field(
-        10.0, gt=0, validation_alias=_env("COMFYUI_RECONNECT_MAX")
-    )
+    comfyui_reconnect_max: float = Field(10.0, gt=0, validation_alias=_env("COMFYUI_RECONNECT_MAX"))
 
     # --- jobs ------------------------------------------------------------------------
     jobs_backend: Literal["sqlite", "redis"] = Field(
@@ -268,6 +264,9 @@ class Settings(BaseSettings):
     jobs_max_attempts: int = Field(3, ge=1, validation_alias=_env("JOBS_MAX_ATTEMPTS"))
     jobs_timeout: float = Field(600.0, gt=0, validation_alias=_env("JOBS_TIMEOUT"))
     jobs_retention: float = Field(7 * 86400.0, gt=0, validation_alias=_env("JOBS_RETENTION"))
+    # Workers write result images here and job managers serve them: with workers on other
+    # machines it must be storage they share (a network or cloud volume).
+    results_dir: Path | None = Field(None, validation_alias=_env("RESULTS_DIR"))
     jobs_heartbeat: float = Field(2.0, gt=0, validation_alias=_env("JOBS_HEARTBEAT"))
     jobs_visibility_timeout: float = Field(
         30.0, gt=0, validation_alias=_env("JOBS_VISIBILITY_TIMEOUT")
@@ -331,6 +330,10 @@ class Settings(BaseSettings):
         from easel import __version__
 
         return self.api_version or __version__
+
+    @property
+    def results_path(self) -> Path:
+        return self.results_dir or self.data_dir / "results"
 
     @property
     def max_body_bytes(self) -> int:

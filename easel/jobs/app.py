@@ -269,7 +269,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             store = await open_store(settings)
             stack.push_async_callback(store.close)
-            results = ResultFiles(settings.data_dir / "results")
+            results = ResultFiles(settings.results_path)
             webhooks = await open_webhooks(settings, stack)
             manager = JobManager(
                 store=store,

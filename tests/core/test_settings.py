@@ -99,3 +99,12 @@ def test_validation_error_is_one_line_naming_the_variable(monkeypatch: pytest.Mo
     assert "\n" not in line
     assert "EASEL_PORT" in line and "'eighty'" in line
     assert "IMAGE_UTILS_HEALTH_MODE" in line
+
+
+def test_results_live_under_the_data_dir_unless_shared_storage_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EASEL_DATA_DIR", "/srv/easel")
+    assert Settings().results_path == Path("/srv/easel/results")
+    monkeypatch.setenv("EASEL_RESULTS_DIR", "/mnt/shared/results")
+    assert Settings().results_path == Path("/mnt/shared/results")
