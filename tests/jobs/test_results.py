@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,12 +13,19 @@ from easel.jobs.results import ResultFiles
 def test_the_same_image_saved_at_once_by_many_writers_is_stored_once(tmp_path) -> None:
     # Found by benchmarks/jobs.py: writers of one process shared a partial file's name.
     files = ResultFiles(tmp_path)
-    data = os.urandom(256 * 1024)
-    with ThreadPoolExecutor(8) as pool:
-        digests = set(pool.map(lambda _: files.save(data), range(64)))
-    (digest,) = digests
-    assert files.load(digest) == data
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [digest]
+    writers = 8
+    start_together = threading.Barrier(writers)
+
+    def save(data: bytes) -> str:
+        start_together.wait()
+        return files.save(data)
+
+    with ThreadPoolExecutor(writers) as pool:
+        for _ in range(20):  # a new image each round, so every round races on a first save
+            data = os.urandom(256 * 1024)
+            (digest,) = set(pool.map(save, [data] * writers))
+            assert files.load(digest) == data
+    assert not [p for p in tmp_path.rglob("*.partial")]
 
 
 def test_an_image_another_job_saved_since_survives_the_sweep_of_an_old_job(tmp_path) -> None:
