@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +26,11 @@ from starlette.concurrency import run_in_threadpool
 from easel.core.events import EventType
 from easel.core.sse import iter_sse
 from easel.jobs.models import Job, JobStatus
+from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore, started_event
 
 log = logging.getLogger("easel.jobs.worker")
-
-# Told of each event appended to a job's log (webhooks); must return at once.
-Notify = Callable[[Job, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,17 @@ class Worker:
     async def process(self, job: Job) -> None:
         if self.notify is not None:  # the claim logged the event already
             await self.notify(job, started_event(job))
-        relay = asyncio.create_task(self._relay(job))
+        report = JobReporter(
+            store=self.store, job=job, worker_id=self.worker_id, notify=self.notify
+        )
+        try:
+            await self._supervise(report)
+        finally:
+            report.close()
+
+    async def _supervise(self, report: JobReporter) -> None:
+        job = report.job
+        relay = asyncio.create_task(self._relay(report))
         watch = asyncio.create_task(self._watch(job))
         try:
             async with asyncio.timeout(job.timeout_s):
@@ -138,7 +146,7 @@ class Worker:
             relay.cancel()  # closes the stream: the generation service stops the call
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await relay
-            await self._finish(job, JobStatus.FAILED, error={
+            await self._finish(report, JobStatus.FAILED, error={
                 "code": "timeout", "message": f"the job ran past {job.timeout_s:g} s"})  # fmt: skip
             return
         finally:
@@ -149,15 +157,15 @@ class Worker:
                 await relay
             reason = watch.result() if watch.done() and not watch.cancelled() else None
             if reason == "cancel":
-                await self._finish(job, JobStatus.CANCELLED)
+                await self._finish(report, JobStatus.CANCELLED)
             return
         try:
             relay.result()
         except _Transient as exc:
-            await self._retry(job, {"code": "upstream_failed", "message": str(exc)})
+            await self._retry(report, {"code": "upstream_failed", "message": str(exc)})
         except Exception as exc:
             log.exception("job %s failed", job.id)
-            await self._finish(job, JobStatus.FAILED, error={
+            await self._finish(report, JobStatus.FAILED, error={
                 "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})  # fmt: skip
 
     async def _watch(self, job: Job) -> str:
@@ -170,7 +178,8 @@ class Worker:
             if current.cancel_requested:
                 return "cancel"
 
-    async def _relay(self, job: Job) -> None:
+    async def _relay(self, report: JobReporter) -> None:
+        job = report.job
         try:
             async with self.generation.stream(
                 "POST",
@@ -180,16 +189,16 @@ class Worker:
                 timeout=httpx.Timeout(job.timeout_s, connect=10),
             ) as response:
                 if response.status_code != 200:
-                    await self._refused(job, response)
+                    await self._refused(report, response)
                     return
                 async for name, data in iter_sse(response):
-                    if await self._on_event(job, name, data):
+                    if await self._on_event(report, name, data):
                         return
         except httpx.HTTPError as exc:
             raise _Transient(f"generation service unreachable or broke off: {exc!r}") from exc
         raise _Transient("the generation stream ended without a result")
 
-    async def _refused(self, job: Job, response: httpx.Response) -> None:
+    async def _refused(self, report: JobReporter, response: httpx.Response) -> None:
         body = await response.aread()
         try:
             error = dict(json.loads(body)["error"])
@@ -197,32 +206,31 @@ class Worker:
             error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
         if response.status_code >= 500 or response.status_code == 429:
             raise _Transient(f"generation answered {response.status_code}: {error}")
-        await self._finish(job, JobStatus.FAILED, error={**error, "status": response.status_code})
+        error["status"] = response.status_code
+        await self._finish(report, JobStatus.FAILED, error=error)
 
-    async def _on_event(self, job: Job, name: str, data: dict[str, Any]) -> bool:
+    async def _on_event(self, report: JobReporter, name: str, data: dict[str, Any]) -> bool:
         """Record one generation event; True once the job has ended."""
         if name == EventType.PROGRESS:
             step, total = int(data["step"]), int(data["total"])
             event = {"type": name, "step": step, "total": total,
                      **({"preview": data["preview"]} if data.get("preview") else {})}  # fmt: skip
-            if await self.store.progress(job.id, self.worker_id, step=step, total=total,
-                                         event=event) and self.notify is not None:  # fmt: skip
-                await self.notify(job, event)
+            report.add(event, progress=(step, total))
         elif name in (EventType.QUEUED, EventType.STARTED):
             # The generation service's own queue: named apart from the job's queue.
-            await self._event(job, {**data, "type": "generation_" + name})
+            report.add({**data, "type": "generation_" + name})
         elif name == EventType.RESULT:
             result = await run_in_threadpool(self._store_images, data["result"])
-            await self._finish(job, JobStatus.DONE, result=result)
+            await self._finish(report, JobStatus.DONE, result=result)
             return True
         elif name == EventType.ERROR:
             status = int(data.get("status", 500))
             if status >= 500 or status == 429:
                 raise _Transient(f"generation failed: {data.get('error')}")
-            await self._finish(job, JobStatus.FAILED, error={**data["error"], "status": status})
+            await self._finish(report, JobStatus.FAILED, error={**data["error"], "status": status})
             return True
         elif name == EventType.CANCELLED:
-            await self._finish(job, JobStatus.CANCELLED)
+            await self._finish(report, JobStatus.CANCELLED)
             return True
         return False
 
@@ -236,7 +244,7 @@ class Worker:
     # ---- endings -----------------------------------------------------------------------
     async def _finish(
         self,
-        job: Job,
+        report: JobReporter,
         status: JobStatus,
         *,
         result: dict[str, Any] | None = None,
@@ -247,22 +255,15 @@ class Worker:
             event["result"] = result
         if error is not None:
             event["error"] = error
-        owned = await self.store.finish(
-            job.id,
-            self.worker_id,
-            status=status,
-            now=self.clock(),
-            result=result,
-            error=error,
-            event=event,
+        owned = await report.finish(
+            event, status=status, now=self.clock(), result=result, error=error
         )
         if not owned:
-            log.warning("job %s was taken from this worker; its outcome is dropped", job.id)
-        elif self.notify is not None:
-            await self.notify(job, event)
+            log.warning("job %s was taken from this worker; its outcome is dropped", report.job.id)
 
-    async def _retry(self, job: Job, error: dict[str, Any]) -> None:
-        now = self.clock()
+    async def _retry(self, report: JobReporter, error: dict[str, Any]) -> None:
+        await report.flush()  # this attempt's events come before the requeue's
+        job, now = report.job, self.clock()
         backoff = self.config.retry_backoff_s * 2 ** max(0, job.attempts - 1)
         after = await self.store.retry(
             job.id, self.worker_id, now=now, not_before=now + backoff, error=error

@@ -93,8 +93,12 @@ async def test_heartbeat_and_ownership(store) -> None:
     beat = await store.heartbeat(job.id, "w1", now=NOW + 5)
     assert beat is not None and beat.heartbeat_at == NOW + 5
     assert await store.heartbeat(job.id, "w2", now=NOW + 5) is None
-    assert not await store.progress(job.id, "w2", step=1, total=4)
-    assert await store.progress(job.id, "w1", step=2, total=4)
+    assert not await store.report(job.id, "w2", events=[], progress=(1, 4))
+    assert await store.report(job.id, "w1", events=[], progress=(2, 4))
+    stored = await store.get(job.id)
+    assert (stored.progress_step, stored.progress_total) == (2, 4)
+    # Events alone leave the progress as it was.
+    assert await store.report(job.id, "w1", events=[{"type": "note"}])
     stored = await store.get(job.id)
     assert (stored.progress_step, stored.progress_total) == (2, 4)
 
@@ -113,26 +117,26 @@ async def test_finish_only_by_the_owner_and_once(store) -> None:
 
 
 async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
-    """A submit logs `queued` and a claim `started`; progress and finish log their event
-    only when they write."""
+    """A submit logs `queued` and a claim `started`; a report and a finish log their
+    events, in order, only when they write."""
     (job,) = await submit(store)
     assert await store.read(job.id, after=0) == [(1, QUEUED_EVENT)]
     claimed = await store.claim("w1", now=NOW)
     assert claimed.attempts == 1
     assert await store.read(job.id, after=1) == [(2, started_event(claimed))]
-    assert not await store.progress(job.id, "w2", step=1, total=2, event={"type": "progress"})
-    assert await store.progress(
-        job.id, "w1", step=1, total=2, event={"type": "progress", "step": 1}
-    )
+    assert not await store.report(job.id, "w2", events=[{"type": "progress"}], progress=(1, 2))
+    gathered = [{"type": "generation_started"}, {"type": "progress", "step": 1}]
+    assert await store.report(job.id, "w1", events=gathered, progress=(1, 2))
     assert not await store.finish(
-        job.id, "w2", status=JobStatus.DONE, now=NOW, event={"type": "stolen"}
+        job.id, "w2", status=JobStatus.DONE, now=NOW, events=[{"type": "stolen"}]
     )
-    assert await store.finish(
-        job.id, "w1", status=JobStatus.DONE, now=NOW, event={"type": "result"}
-    )
+    ending = [{"type": "progress", "step": 2}, {"type": "result"}]
+    assert await store.finish(job.id, "w1", status=JobStatus.DONE, now=NOW, events=ending)
     assert await store.read(job.id, after=2) == [
-        (3, {"type": "progress", "step": 1}),
-        (4, {"type": "result"}),
+        (3, {"type": "generation_started"}),
+        (4, {"type": "progress", "step": 1}),
+        (5, {"type": "progress", "step": 2}),
+        (6, {"type": "result"}),
     ]
     # A second attempt logs its own start, numbered on.
     (again,) = await submit(store)
@@ -264,9 +268,34 @@ async def test_a_cancelled_caller_leaves_no_transaction_open(store) -> None:
     (job,) = await submit(store)
     await store.claim("w", now=NOW)
     for _ in range(20):  # cancel at every point of a write
-        task = asyncio.ensure_future(store.progress(job.id, "w", step=1, total=2))
+        task = asyncio.ensure_future(store.report(job.id, "w", events=[], progress=(1, 2)))
         await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert await store.progress(job.id, "w", step=2, total=2)
+    assert await store.report(job.id, "w", events=[], progress=(2, 2))
     assert await store.finish(job.id, "w", status=JobStatus.DONE, now=NOW + 1)
+
+
+async def test_text_beyond_ascii_round_trips_and_guards_hold(store) -> None:
+    """Non-ASCII in the request, the idempotency key and the worker id is stored as given,
+    and the ownership checks that compare stored text still match."""
+    request = {"prompt": "un renard roux — 狐狸", "negative_prompt": "flou"}
+    first = await store.submit(
+        new_job(request=request, idempotency_key="clé-1", request_hash="h"), max_queued=10
+    )
+    again = await store.submit(
+        new_job(request=request, idempotency_key="clé-1", request_hash="h"), max_queued=10
+    )
+    assert again.id == first.id and (await store.get(first.id)).request == request
+    claimed = await store.claim("wörker-ü", now=NOW)
+    assert claimed.worker_id == "wörker-ü" and claimed.request == request
+    assert await store.heartbeat(first.id, "wörker-ü", now=NOW + 1) is not None
+    assert await store.report(first.id, "wörker-ü", events=[{"type": "note", "text": "été"}])
+    assert await store.finish(first.id, "wörker-ü", status=JobStatus.DONE, now=NOW + 2)
+    assert (await store.get(first.id)).status is JobStatus.DONE
+    assert [e for _, e in await store.read(first.id, after=2)] == [{"type": "note", "text": "été"}]
+    # The read-decide-write paths compare re-encoded fields with the stored text.
+    (lost,) = await submit(store)
+    await store.claim("wörker-ü", now=NOW)
+    (recovered,) = await store.recover(now=NOW + 100, visibility_timeout=10)
+    assert recovered.id == lost.id and recovered.status is JobStatus.QUEUED

@@ -7,6 +7,7 @@ A backend implements all three over one connection (`JobStore`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from easel.core.events import EventType
@@ -64,16 +65,16 @@ class JobQueue(Protocol):
         """Extend the worker's hold; None when it no longer owns the job."""
         ...
 
-    async def progress(
+    async def report(
         self,
         job_id: str,
         worker_id: str,
         *,
-        step: int,
-        total: int,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]],
+        progress: tuple[int, int] | None = None,
     ) -> bool:
-        """Record progress (and append `event`) if the worker still owns the job."""
+        """Append `events` in order and record `progress` (step, total), in one atomic
+        step, if the worker still owns the job; False (nothing written) otherwise."""
         ...
 
     async def finish(
@@ -85,10 +86,11 @@ class JobQueue(Protocol):
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        progress: tuple[int, int] | None = None,
     ) -> bool:
-        """Terminal state (and `event` appended), if the worker still owns the job; False
-        otherwise."""
+        """Terminal state (with `events` appended in order and the last `progress`), if
+        the worker still owns the job; False otherwise."""
         ...
 
     async def retry(
@@ -118,6 +120,14 @@ class EventLog(Protocol):
 
 class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
+
+
+def progress_fields(progress: tuple[int, int] | None) -> dict[str, int]:
+    """The job fields a reported (step, total) sets; none when there is none."""
+    if progress is None:
+        return {}
+    step, total = progress
+    return {"progress_step": step, "progress_total": total}
 
 
 QUEUED_EVENT: dict[str, Any] = {"type": EventType.QUEUED.value, "status": "queued"}

