@@ -40,6 +40,8 @@ local function status_of(jk)
   if not raw then return nil end
   return cjson.decode(raw)
 end
+-- The fields the index sets are computed from: a write touching none needs no reindex.
+local INDEXED = {status = true, not_before = true, heartbeat_at = true, finished_at = true}
 local function reindex(id, old)
   local jk = job_key(id)
   local new = status_of(jk)
@@ -142,11 +144,16 @@ if not old then return false end
 for i = guard, guard + 2 * n - 1, 2 do
   if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
 end
-local changes = {}
-for i = guard + 2 * n, #ARGV do changes[#changes + 1] = ARGV[i] end
+local changes, indexed = {}, false
+for i = guard + 2 * n, #ARGV, 2 do
+  changes[#changes + 1] = ARGV[i]
+  changes[#changes + 1] = ARGV[i + 1]
+  indexed = indexed or INDEXED[ARGV[i]] ~= nil
+end
 if #changes > 0 then
   redis.call('HSET', jk, unpack(changes))
-  reindex(id, old)
+  -- Progress, the write made at every step, moves no index: skip the index work.
+  if indexed then reindex(id, old) end
 end
 if m > 0 then redis.call('RPUSH', key('events:' .. id), unpack(ARGV, 5, 4 + m)) end
 if returning == '1' then return redis.call('HGETALL', jk) end
