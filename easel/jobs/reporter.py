@@ -34,6 +34,7 @@ class JobReporter:
         self._progress: tuple[int, int] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self.next_job: Job | None = None  # claimed by `finish(claim_next=True)`
 
     def add(self, event: dict[str, Any], *, progress: tuple[int, int] | None = None) -> None:
         """Queue `event` (and the job's `progress`, step and total) for the store. Raises
@@ -86,21 +87,35 @@ class JobReporter:
         now: float,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        claim_next: bool = False,
     ) -> bool:
         """End the job, with the events still gathered logged before `event`; False when
-        the worker no longer owns it (nothing written)."""
+        the worker no longer owns it (nothing written). With `claim_next`, the worker's
+        next job is claimed in the same step and left in `next_job`."""
         gathered, progress = await self._settle()
         events = [*gathered, event]
-        owned = await self.store.finish(
-            self.job.id,
-            self.worker_id,
-            status=status,
-            now=now,
-            result=result,
-            error=error,
-            events=events,
-            progress=progress,
-        )
+        if claim_next:
+            owned, self.next_job = await self.store.finish_and_claim(
+                self.job.id,
+                self.worker_id,
+                status=status,
+                now=now,
+                result=result,
+                error=error,
+                events=events,
+                progress=progress,
+            )
+        else:
+            owned = await self.store.finish(
+                self.job.id,
+                self.worker_id,
+                status=status,
+                now=now,
+                result=result,
+                error=error,
+                events=events,
+                progress=progress,
+            )
         await self._notify(events, owned=owned)
         return owned
 

@@ -70,6 +70,7 @@ class Worker:
         self.clock = clock
         self.notify = notify
         self.running: set[asyncio.Task[None]] = set()
+        self.stopping = False
 
     # ---- loops -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -97,6 +98,7 @@ class Worker:
                 elif not await self._start_one():
                     await self.store.wait_for_work(self.config.poll_interval_s)
         finally:
+            self.stopping = True  # jobs ending now claim no successor
             for task in list(self.running):
                 task.cancel()
             await asyncio.gather(*self.running, return_exceptions=True)
@@ -125,6 +127,12 @@ class Worker:
 
     # ---- one job -----------------------------------------------------------------------
     async def process(self, job: Job) -> None:
+        """Run `job`, then each job claimed by the previous one's finish, until none is."""
+        next_job: Job | None = job
+        while next_job is not None:
+            next_job = await self._process_one(next_job)
+
+    async def _process_one(self, job: Job) -> Job | None:
         if self.notify is not None:  # the claim logged the event already
             await self.notify(job, started_event(job))
         report = JobReporter(
@@ -134,6 +142,7 @@ class Worker:
             await self._supervise(report)
         finally:
             report.close()
+        return report.next_job
 
     async def _supervise(self, report: JobReporter) -> None:
         job = report.job
@@ -255,8 +264,14 @@ class Worker:
             event["result"] = result
         if error is not None:
             event["error"] = error
+        # A worker that goes on claims its next job in the same step as this finish.
         owned = await report.finish(
-            event, status=status, now=self.clock(), result=result, error=error
+            event,
+            status=status,
+            now=self.clock(),
+            result=result,
+            error=error,
+            claim_next=not self.stopping,
         )
         if not owned:
             log.warning("job %s was taken from this worker; its outcome is dropped", report.job.id)

@@ -299,3 +299,33 @@ async def test_text_beyond_ascii_round_trips_and_guards_hold(store) -> None:
     await store.claim("wörker-ü", now=NOW)
     (recovered,) = await store.recover(now=NOW + 100, visibility_timeout=10)
     assert recovered.id == lost.id and recovered.status is JobStatus.QUEUED
+
+
+async def test_finish_and_claim_hands_the_worker_its_next_job_in_one_step(store) -> None:
+    """A busy worker's finish claims its next job atomically; the finish still answers
+    whether it owned the job, and a worker that did not own it still gets work."""
+    first, second, third = await submit(store, 3)
+    await store.claim("w1", now=NOW)
+    owned, following = await store.finish_and_claim(
+        first.id, "w1", status=JobStatus.DONE, now=NOW + 1, events=[{"type": "result"}]
+    )
+    assert owned and following.id == second.id
+    assert following.status is JobStatus.RUNNING and following.worker_id == "w1"
+    assert following.attempts == 1 and following.started_at == NOW + 1
+    assert (await store.get(first.id)).status is JobStatus.DONE
+    assert [e for _, e in await store.read(first.id, after=2)] == [{"type": "result"}]
+    assert [e for _, e in await store.read(second.id, after=1)] == [started_event(following)]
+    # Not the owner: nothing written, but the worker is free and takes the next job.
+    owned, taken = await store.finish_and_claim(
+        second.id, "w2", status=JobStatus.FAILED, now=NOW + 2
+    )
+    assert not owned and taken.id == third.id and taken.worker_id == "w2"
+    assert (await store.get(second.id)).status is JobStatus.RUNNING
+    # Nothing left to claim.
+    assert await store.finish_and_claim(
+        second.id, "w1", status=JobStatus.DONE, now=NOW + 3, progress=(4, 4)
+    ) == (True, None)
+    done = await store.get(second.id)
+    assert done.status is JobStatus.DONE and (done.progress_step, done.progress_total) == (4, 4)
+    with pytest.raises(ValueError):
+        await store.finish_and_claim(third.id, "w2", status=JobStatus.RUNNING, now=NOW + 4)

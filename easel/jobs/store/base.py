@@ -93,6 +93,22 @@ class JobQueue(Protocol):
         the worker still owns the job; False otherwise."""
         ...
 
+    async def finish_and_claim(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        status: JobStatus,
+        now: float,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        progress: tuple[int, int] | None = None,
+    ) -> tuple[bool, Job | None]:
+        """`finish`, then `claim` for the same worker, in one atomic step: a busy worker
+        gets its next job without another round trip. (finish's answer, the next job)."""
+        ...
+
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
     ) -> Job | None:
@@ -120,6 +136,21 @@ class EventLog(Protocol):
 
 class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
+
+
+def finished_fields(
+    status: JobStatus,
+    now: float,
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    progress: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """The job fields `finish` sets (both stores use this)."""
+    if not status.is_terminal:
+        raise ValueError(f"finish needs a terminal status, not {status}")
+    now = float(now)
+    ended = {"status": status, "finished_at": now, "updated_at": now}
+    return {**ended, "result": result, "error": error, **progress_fields(progress)}
 
 
 def progress_fields(progress: tuple[int, int] | None) -> dict[str, int]:

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-# Shared by every script: key names, and `reindex`, which moves a job between the index
-# sets after its fields changed (`old` is its status before, nil for a new job).
+# Shared by every script: key names; `reindex`, which moves a job between the index sets
+# after its fields changed (`old` is its status before, nil for a new job); and `update`
+# and `claim`, which the scripts of those names run, and UPDATE_THEN_CLAIM runs in turn.
 _PRELUDE = """
 local P = ARGV[1]
 local function key(name) return P .. ':' .. name end
@@ -67,6 +68,64 @@ local function reindex(id, old)
     if finished_at ~= 'null' then redis.call('ZADD', key('finished'), finished_at, id) end
   end
 end
+-- The update whose arguments start at ARGV[a] (see UPDATE): false, the fields, or 1.
+local function update(a)
+  local id, returning, m = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3 + m])
+  local guard = a + 4 + m
+  local jk = job_key(id)
+  local old = status_of(jk)
+  if not old then return false end
+  for i = guard, guard + 2 * n - 1, 2 do
+    if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
+  end
+  local changes, indexed = {}, false
+  for i = guard + 2 * n, #ARGV, 2 do
+    changes[#changes + 1] = ARGV[i]
+    changes[#changes + 1] = ARGV[i + 1]
+    indexed = indexed or INDEXED[ARGV[i]] ~= nil
+  end
+  if #changes > 0 then
+    redis.call('HSET', jk, unpack(changes))
+    -- Progress, the write made at every step, moves no index: skip the index work.
+    if indexed then reindex(id, old) end
+  end
+  if m > 0 then redis.call('RPUSH', key('events:' .. id), unpack(ARGV, a + 3, a + 2 + m)) end
+  if returning == '1' then return redis.call('HGETALL', jk) end
+  return 1
+end
+-- Take the oldest runnable queued job for `worker` (JSON id): its fields, or false.
+local function claim(now, worker)
+  local due = redis.call('ZRANGEBYSCORE', key('waiting'), '-inf', now)
+  for _, id in ipairs(due) do
+    redis.call('ZADD', key('ready'), redis.call('ZSCORE', key('all'), id), id)
+  end
+  redis.call('ZREMRANGEBYSCORE', key('waiting'), '-inf', now)
+  -- A job made ready by a caller whose clock runs ahead may not be due by ours: skip it.
+  local offset = 0
+  while true do
+    local batch = redis.call('ZRANGE', key('ready'), offset, offset + 99)
+    if #batch == 0 then return false end
+    for _, id in ipairs(batch) do
+      local jk = job_key(id)
+      if tonumber(redis.call('HGET', jk, 'not_before')) <= tonumber(now) then
+        redis.call('HINCRBY', jk, 'attempts', 1)
+        if redis.call('HGET', jk, 'started_at') == 'null' then
+          redis.call('HSET', jk, 'started_at', now)
+        end
+        redis.call('HSET', jk, 'status', '"running"', 'worker_id', worker,
+                   'heartbeat_at', now, 'updated_at', now)
+        reindex(id, 'queued')
+        -- The job's `started_event` (store.base), logged in the same atomic step.
+        local attempt = tonumber(redis.call('HGET', jk, 'attempts'))
+        local started = cjson.encode({type = 'started', attempt = attempt})
+        redis.call('RPUSH', key('events:' .. id), started)
+        return redis.call('HGETALL', jk)
+      end
+    end
+    offset = offset + #batch
+  end
+end
 """
 
 # ARGV: P, id, max_queued, JSON idempotency key (or 'null'), JSON first event, field, value, ...
@@ -99,35 +158,7 @@ return {'created'}
 
 # ARGV: P, now, JSON worker id. Reply: the claimed job's fields, or nil.
 CLAIM = """
-local now, worker = ARGV[2], ARGV[3]
-local due = redis.call('ZRANGEBYSCORE', key('waiting'), '-inf', now)
-for _, id in ipairs(due) do
-  redis.call('ZADD', key('ready'), redis.call('ZSCORE', key('all'), id), id)
-end
-redis.call('ZREMRANGEBYSCORE', key('waiting'), '-inf', now)
--- A job made ready by a caller whose clock runs ahead may not be due by ours: skip it.
-local offset = 0
-while true do
-  local batch = redis.call('ZRANGE', key('ready'), offset, offset + 99)
-  if #batch == 0 then return false end
-  for _, id in ipairs(batch) do
-    local jk = job_key(id)
-    if tonumber(redis.call('HGET', jk, 'not_before')) <= tonumber(now) then
-      redis.call('HINCRBY', jk, 'attempts', 1)
-      if redis.call('HGET', jk, 'started_at') == 'null' then
-        redis.call('HSET', jk, 'started_at', now)
-      end
-      redis.call('HSET', jk, 'status', '"running"', 'worker_id', worker,
-                 'heartbeat_at', now, 'updated_at', now)
-      reindex(id, 'queued')
-      -- The job's `started_event` (store.base), logged in the same atomic step.
-      local attempt = tonumber(redis.call('HGET', jk, 'attempts'))
-      redis.call('RPUSH', key('events:' .. id), cjson.encode({type = 'started', attempt = attempt}))
-      return redis.call('HGETALL', jk)
-    end
-  end
-  offset = offset + #batch
-end
+return claim(ARGV[2], ARGV[3])
 """
 
 # ARGV: P, id, returning ('1' | '0'), event count m, m JSON events to log, guard count n,
@@ -135,29 +166,14 @@ end
 # events, in order) only if every guarded field still holds its expected value. Reply: nil
 # when unknown or guarded out; else the fields, or 1.
 UPDATE = """
-local id, returning, m = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local n = tonumber(ARGV[5 + m])
-local guard = 6 + m
-local jk = job_key(id)
-local old = status_of(jk)
-if not old then return false end
-for i = guard, guard + 2 * n - 1, 2 do
-  if redis.call('HGET', jk, ARGV[i]) ~= ARGV[i + 1] then return false end
-end
-local changes, indexed = {}, false
-for i = guard + 2 * n, #ARGV, 2 do
-  changes[#changes + 1] = ARGV[i]
-  changes[#changes + 1] = ARGV[i + 1]
-  indexed = indexed or INDEXED[ARGV[i]] ~= nil
-end
-if #changes > 0 then
-  redis.call('HSET', jk, unpack(changes))
-  -- Progress, the write made at every step, moves no index: skip the index work.
-  if indexed then reindex(id, old) end
-end
-if m > 0 then redis.call('RPUSH', key('events:' .. id), unpack(ARGV, 5, 4 + m)) end
-if returning == '1' then return redis.call('HGETALL', jk) end
-return 1
+return update(2)
+"""
+
+# ARGV: P, now, JSON worker id, then UPDATE's arguments from the id on (returning '0').
+# A busy worker's finish and its next claim in one step. Reply: {1 | 0, fields | nil}.
+UPDATE_THEN_CLAIM = """
+local done = update(4) and 1 or 0
+return {done, claim(ARGV[2], ARGV[3])}
 """
 
 # ARGV: P, older_than, batch size. Deletes up to a batch of terminal jobs finished before
@@ -202,6 +218,7 @@ class Scripts:
     submit: AsyncScript
     claim: AsyncScript
     update: AsyncScript
+    update_then_claim: AsyncScript
     sweep: AsyncScript
     page: AsyncScript
 
@@ -216,6 +233,7 @@ class Scripts:
             submit=script(SUBMIT),
             claim=script(CLAIM),
             update=script(UPDATE),
+            update_then_claim=script(UPDATE_THEN_CLAIM),
             sweep=script(SWEEP),
             page=script(PAGE),
         )

@@ -26,6 +26,7 @@ from easel.jobs.store.base import (
     QUEUED_EVENT,
     IdempotencyConflict,
     QueueFull,
+    finished_fields,
     progress_fields,
     requeued_or_failed,
     started_event,
@@ -255,37 +256,37 @@ class SQLiteJobStore:
         return await self._run(rank)
 
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
-        def work() -> Job | None:
-            job = self._one(
-                "SELECT data FROM jobs WHERE status=? AND not_before <= ? ORDER BY seq LIMIT 1",
-                _QUEUED,
-                now,
-            )
-            if job is None:
-                return None
-            job = job.model_copy(
-                update={
-                    "status": JobStatus.RUNNING,
-                    "attempts": job.attempts + 1,
-                    "worker_id": worker_id,
-                    "started_at": job.started_at or now,
-                    "heartbeat_at": now,
-                    "updated_at": now,
-                }
-            )
-            self._save(job)
-            self._append(job.id, started_event(job))
-            return job
-
         def look_then_claim() -> Job | None:
             # Idle workers poll often: look without the write lock first.
             if not self.db.execute(
                 "SELECT 1 FROM jobs WHERE status=? AND not_before <= ? LIMIT 1", (_QUEUED, now)
             ).fetchone():
                 return None
-            return self._in_transaction(work)
+            return self._in_transaction(self._claim, worker_id, now)
 
         return await self._run(look_then_claim)
+
+    def _claim(self, worker_id: str, now: float) -> Job | None:
+        job = self._one(
+            "SELECT data FROM jobs WHERE status=? AND not_before <= ? ORDER BY seq LIMIT 1",
+            _QUEUED,
+            now,
+        )
+        if job is None:
+            return None
+        job = job.model_copy(
+            update={
+                "status": JobStatus.RUNNING,
+                "attempts": job.attempts + 1,
+                "worker_id": worker_id,
+                "started_at": job.started_at or now,
+                "heartbeat_at": now,
+                "updated_at": now,
+            }
+        )
+        self._save(job)
+        self._append(job.id, started_event(job))
+        return job
 
     async def wait_for_work(self, timeout: float) -> None:
         # Other processes' submits cannot signal this one; a short poll finds them.
@@ -325,17 +326,28 @@ class SQLiteJobStore:
         events: Sequence[dict[str, Any]] = (),
         progress: tuple[int, int] | None = None,
     ) -> bool:
-        if not status.is_terminal:
-            raise ValueError(f"finish needs a terminal status, not {status}")
-        update = {
-            "status": status,
-            "finished_at": now,
-            "updated_at": now,
-            "result": result,
-            "error": error,
-            **progress_fields(progress),
-        }
+        update = finished_fields(status, now, result, error, progress)
         return await self._transaction(self._change_owned, job_id, worker_id, update, events)
+
+    async def finish_and_claim(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        status: JobStatus,
+        now: float,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        progress: tuple[int, int] | None = None,
+    ) -> tuple[bool, Job | None]:
+        update = finished_fields(status, now, result, error, progress)
+
+        def work() -> tuple[bool, Job | None]:
+            owned = self._change_owned(job_id, worker_id, update, events)
+            return owned, self._claim(worker_id, now)
+
+        return await self._transaction(work)
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
