@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import JobStore
+from easel.jobs.store.base import Ending, JobStore
 
 # Told of each event appended to a job's log (webhooks); must return at once.
 Notify = Callable[[Job, dict[str, Any]], Awaitable[None]]
@@ -94,28 +94,14 @@ class JobReporter:
         next job is claimed in the same step and left in `next_job`."""
         gathered, progress = await self._settle()
         events = [*gathered, event]
+        ending: Ending = {"status": status, "now": now, "result": result, "error": error,
+                          "events": events, "progress": progress}  # fmt: skip
         if claim_next:
             owned, self.next_job = await self.store.finish_and_claim(
-                self.job.id,
-                self.worker_id,
-                status=status,
-                now=now,
-                result=result,
-                error=error,
-                events=events,
-                progress=progress,
+                self.job.id, self.worker_id, **ending
             )
         else:
-            owned = await self.store.finish(
-                self.job.id,
-                self.worker_id,
-                status=status,
-                now=now,
-                result=result,
-                error=error,
-                events=events,
-                progress=progress,
-            )
+            owned = await self.store.finish(self.job.id, self.worker_id, **ending)
         await self._notify(events, owned=owned)
         return owned
 

@@ -8,7 +8,7 @@ A backend implements all three over one connection (`JobStore`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 from easel.core.events import EventType
 from easel.jobs.models import Job, JobStatus
@@ -77,33 +77,13 @@ class JobQueue(Protocol):
         step, if the worker still owns the job; False (nothing written) otherwise."""
         ...
 
-    async def finish(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        status: JobStatus,
-        now: float,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        events: Sequence[dict[str, Any]] = (),
-        progress: tuple[int, int] | None = None,
-    ) -> bool:
+    async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:
         """Terminal state (with `events` appended in order and the last `progress`), if
         the worker still owns the job; False otherwise."""
         ...
 
     async def finish_and_claim(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        status: JobStatus,
-        now: float,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        events: Sequence[dict[str, Any]] = (),
-        progress: tuple[int, int] | None = None,
+        self, job_id: str, worker_id: str, **ending: Unpack[Ending]
     ) -> tuple[bool, Job | None]:
         """`finish`, then `claim` for the same worker, in one atomic step: a busy worker
         gets its next job without another round trip. (finish's answer, the next job)."""
@@ -138,19 +118,31 @@ class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
 
 
-def finished_fields(
-    status: JobStatus,
-    now: float,
-    result: dict[str, Any] | None,
-    error: dict[str, Any] | None,
-    progress: tuple[int, int] | None,
-) -> dict[str, Any]:
+class Ending(TypedDict, total=False):
+    """How a worker ends a job (`finish`): a terminal status at `now`, its result or error,
+    the events still to log before the end, and the last progress (step, total)."""
+
+    status: Required[JobStatus]
+    now: Required[float]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    events: Sequence[dict[str, Any]]
+    progress: tuple[int, int] | None
+
+
+def finished_fields(ending: Ending) -> dict[str, Any]:
     """The job fields `finish` sets (both stores use this)."""
+    status, now = ending["status"], float(ending["now"])
     if not status.is_terminal:
         raise ValueError(f"finish needs a terminal status, not {status}")
-    now = float(now)
-    ended = {"status": status, "finished_at": now, "updated_at": now}
-    return {**ended, "result": result, "error": error, **progress_fields(progress)}
+    return {
+        "status": status,
+        "finished_at": now,
+        "updated_at": now,
+        "result": ending.get("result"),
+        "error": ending.get("error"),
+        **progress_fields(ending.get("progress")),
+    }
 
 
 def progress_fields(progress: tuple[int, int] | None) -> dict[str, int]:

@@ -19,11 +19,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.store.base import (
     QUEUED_EVENT,
+    Ending,
     IdempotencyConflict,
     QueueFull,
     finished_fields,
@@ -314,34 +315,14 @@ class SQLiteJobStore:
         update = progress_fields(progress)
         return await self._transaction(self._change_owned, job_id, worker_id, update, events)
 
-    async def finish(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        status: JobStatus,
-        now: float,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        events: Sequence[dict[str, Any]] = (),
-        progress: tuple[int, int] | None = None,
-    ) -> bool:
-        update = finished_fields(status, now, result, error, progress)
+    async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:
+        update, events = finished_fields(ending), ending.get("events", ())
         return await self._transaction(self._change_owned, job_id, worker_id, update, events)
 
     async def finish_and_claim(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        status: JobStatus,
-        now: float,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        events: Sequence[dict[str, Any]] = (),
-        progress: tuple[int, int] | None = None,
+        self, job_id: str, worker_id: str, **ending: Unpack[Ending]
     ) -> tuple[bool, Job | None]:
-        update = finished_fields(status, now, result, error, progress)
+        update, events, now = finished_fields(ending), ending.get("events", ()), ending["now"]
 
         def work() -> tuple[bool, Job | None]:
             owned = self._change_owned(job_id, worker_id, update, events)
