@@ -44,10 +44,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.events import EventType
-from easel.core.settings import Settings
 from easel.jobs.manager import JobLimits, JobManager
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.results import ResultFiles
+from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
 from easel.jobs.worker import Worker, WorkerConfig
 
@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--poll",
         type=float,
-        default=Settings().worker_poll_interval,
+        default=JobsSettings().worker_poll_interval,
         help="an idle worker's wait between claims (EASEL_WORKER_POLL_INTERVAL)",
     )
     args = parser.parse_args()

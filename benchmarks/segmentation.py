@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 from _machine import CpuWatch, machine_line, wait_for_quiet_machine  # noqa: E402
 
 from easel.core.images import ImageCodec  # noqa: E402
-from easel.core.settings import Settings  # noqa: E402
 from easel.segmentation.cache import PreparedCache  # noqa: E402
 from easel.segmentation.schemas import SmartMaskRequest  # noqa: E402
 from easel.segmentation.segmenters import build_segmenter  # noqa: E402
 from easel.segmentation.service import Limits, SegmentationService  # noqa: E402
+from easel.segmentation.settings import SegmentationSettings  # noqa: E402
 from tests.segmentation.scenes import iou, make_scene  # noqa: E402
 from tests.segmentation.tiny_fastsam import build_tiny_fastsam  # noqa: E402
 from tests.support.images import b64, decode_b64  # noqa: E402
@@ -51,7 +51,7 @@ def service_for(name: str, data: Path, weights: Path | None, cache: int) -> Segm
     values: dict[str, Any] = {"segmentation_model": name, "data_dir": data}
     if weights is not None:
         values.update(models_path=weights.parent, fastsam_weights=weights.name)
-    settings = Settings.model_validate(values)
+    settings = SegmentationSettings.model_validate(values)
     segmenter, report = build_segmenter(settings)
     assert segmenter is not None, report.error
     return SegmentationService(

@@ -9,14 +9,13 @@ from typing import Annotated
 
 import httpx
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
+from easel.compose.settings import EaselSettings, SettingsError
 from easel.core.logging import configure_logging
-from easel.core.settings import SERVICE_NAMES, Settings, describe_validation_error
-from easel.gateway.registry import GATEWAY_PORT, SERVICES, service_by_cli_name
 from easel.pod import lifecycle
 from easel.pod import logs as pod_logs
 from easel.pod.pidfiles import PidFiles
@@ -29,18 +28,22 @@ app = typer.Typer(help="easel: a self-hostable backend for AI image generation a
 console = Console()
 err_console = Console(stderr=True)
 
+# Every spelling a service answers to (image-utils, job-manager, and compat: jobs).
 ServeTarget = StrEnum(  # type: ignore[misc]
-    "ServeTarget", {name: name for name in ("all", "gateway", *(s.cli_name for s in SERVICES))}
+    "ServeTarget",
+    {
+        name: name
+        for name in ("all", GATEWAY, *(n for s in SERVICES for n in (s.cli_name, *s.aliases)))
+    },
 )
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings() -> EaselSettings:
     """Settings from the environment, or one clear line and exit 2."""
     try:
-        settings = Settings()
-        return settings.model_copy(update=overrides) if overrides else settings
-    except ValidationError as exc:
-        typer.echo(f"easel: {describe_validation_error(exc)}", err=True)
+        return EaselSettings.load()
+    except SettingsError as exc:
+        typer.echo(f"easel: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -59,25 +62,27 @@ def serve(
     """Run a server in the foreground."""
     import uvicorn
 
-    settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    if target.value == "all":
-        settings = settings.model_copy(update={f"{n}_url": None for n in SERVICE_NAMES})
-    if target.value in ("all", "gateway"):
-        from easel.gateway.app import create_app
+    from easel.compose.apps import service_app
+    from easel.compose.gateway import create_gateway
 
-        application = create_app(settings)
-        default_port = settings.port if "port" in settings.model_fields_set else GATEWAY_PORT
+    settings = load_settings()
+    configure_logging(settings.shared.log_level, settings.shared.log_format)
+    gateway = settings.gateway
+    if target.value == "all":
+        settings = settings.all_in_process()
+    if target.value in ("all", GATEWAY):
+        application = create_gateway(settings)
+        default_port = gateway.port if "port" in gateway.model_fields_set else GATEWAY_PORT
     else:
-        spec = service_by_cli_name(target.value)
-        application = spec.load_factory()(settings)
+        spec = service_named(target.value)
+        application = service_app(target.value, settings)
         default_port = spec.default_port
         if spec.name == "generation":  # compat: the first version's GPU_SERVER_HOST/PORT
-            default_port = settings.generation_port
-            host = host or settings.generation_host
+            default_port = settings.generation.generation_port
+            host = host or settings.generation.generation_host
     uvicorn.run(
         application,
-        host=host or settings.host,
+        host=host or gateway.host,
         port=port or default_port,
         log_config=None,
         access_log=False,
@@ -95,10 +100,10 @@ def worker(
     (EASEL_GENERATION_URL, or in this process when unset)."""
     import asyncio
 
-    from easel.jobs.standalone import run_worker
+    from easel.compose.worker import run_worker
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.shared.log_level, settings.shared.log_format)
     asyncio.run(run_worker(settings, concurrency=concurrency))
 
 
@@ -141,17 +146,17 @@ def health(
     raise typer.Exit(0 if body.get("status") == "healthy" else 1)
 
 
-def _pod(settings: Settings) -> tuple[list[PodProcess], Supervisor]:
+def _pod(settings: EaselSettings) -> tuple[list[PodProcess], Supervisor]:
     try:
         plan = build_plan(settings)
     except PlanError as exc:
         typer.echo(f"easel: {exc}", err=True)
         raise typer.Exit(2) from None
     supervisor = Supervisor(
-        PidFiles(settings.run_dir),
-        start_timeout=settings.pod_start_timeout,
-        stop_grace=settings.pod_stop_grace,
-        health_timeout=settings.health_timeout,
+        PidFiles(settings.pod.run_dir),
+        start_timeout=settings.pod.pod_start_timeout,
+        stop_grace=settings.pod.pod_stop_grace,
+        health_timeout=settings.gateway.health_timeout,
     )
     return plan, supervisor
 
@@ -200,7 +205,9 @@ def up() -> None:
     if not result.started:
         console.print("everything was already running")
     console.print(
-        status_table(snapshot(plan, supervisor.files, settings.health_timeout), settings.run_dir)
+        status_table(
+            snapshot(plan, supervisor.files, settings.gateway.health_timeout), settings.pod.run_dir
+        )
     )
 
 
@@ -217,7 +224,9 @@ def down(
     """
     settings = load_settings()
     plan, supervisor = _pod(settings)
-    chosen = {process_name(name) for name in names} if names else None
+    # The names as typed too: a pod started by an earlier version named its job manager
+    # `jobs`, and its PID file still says so.
+    chosen = {process_name(name) for name in names} | set(names) if names else None
     with _locked(supervisor):
         running = lifecycle.down(supervisor, _report, chosen)
     if not running:
@@ -232,8 +241,8 @@ def status() -> None:
     """
     settings = load_settings()
     plan, supervisor = _pod(settings)
-    states = snapshot(plan, supervisor.files, settings.health_timeout)
-    console.print(status_table(states, settings.run_dir))
+    states = snapshot(plan, supervisor.files, settings.gateway.health_timeout)
+    console.print(status_table(states, settings.pod.run_dir))
     planned = [state for state in states if state.planned]
     raise typer.Exit(0 if all(s.state.is_up and s.answered for s in planned) else 1)
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from easel.core.settings import SERVICE_NAMES, Settings
+from pydantic_settings import BaseSettings
+
+from easel.compose.services import SERVICES
+from easel.compose.settings import SETTINGS_CLASSES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def documented_name(field: str) -> str:
-    alias = Settings.model_fields[field].validation_alias
+def documented_name(kind: type[BaseSettings], field: str) -> str:
+    alias = kind.model_fields[field].validation_alias
     name = getattr(alias, "choices", [f"EASEL_{field.upper()}"])[0]
-    for service in SERVICE_NAMES:
+    for service in (spec.name for spec in SERVICES):
         # Per-service settings share one row: EASEL_<SERVICE>_TIMEOUT, ..._HEALTH_MODE.
         name = re.sub(
             rf"^EASEL_{service.upper()}_(TIMEOUT|HEALTH_MODE)$", r"EASEL_<SERVICE>_\1", name
@@ -23,7 +26,13 @@ def documented_name(field: str) -> str:
 
 def test_every_setting_is_documented() -> None:
     text = README.read_text()
-    missing = [f for f in Settings.model_fields if f"`{documented_name(f)}`" not in text]
+    missing = [
+        f"{kind.__name__}.{field}"
+        for kind in SETTINGS_CLASSES
+        for field in kind.model_fields
+        if f"`{documented_name(kind, field)}`" not in text
+    ]
+    assert SETTINGS_CLASSES, "no settings classes found"
     assert not missing, f"settings missing from README: {missing}"
 
 

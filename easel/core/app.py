@@ -13,7 +13,7 @@ from easel.core.errors import install_error_handlers
 from easel.core.metrics import HttpMetrics, install_metrics
 from easel.core.middleware import BodyLimitMiddleware, RequestEdgeMiddleware
 from easel.core.openapi import with_extra_schemas
-from easel.core.settings import Settings
+from easel.core.settings import SharedSettings
 
 
 class Lifespan(Protocol):
@@ -21,7 +21,7 @@ class Lifespan(Protocol):
 
 
 def create_service_app(
-    settings: Settings,
+    settings: SharedSettings,
     *,
     service: str,
     description: str,

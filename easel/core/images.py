@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from easel.core.errors import InvalidInput, PayloadTooLarge
-from easel.core.settings import Settings
+from easel.core.settings import SharedSettings
 
 # What Pillow may decode. Anything else (PSD, EPS, ICO, ...) is refused as unsupported.
 _WHITESPACE = re.compile(r"\s+")
@@ -44,7 +44,7 @@ class ImageCodec:
     default_quality: int = 90
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ImageCodec:
+    def from_settings(cls, settings: SharedSettings) -> ImageCodec:
         return cls(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,

@@ -1,13 +1,15 @@
-"""The gateway app: `create_app(settings)`.
+"""The gateway app: `create_app(settings, upstreams)`.
 
-Services without a URL are built here and called in-process through an ASGI transport;
-their lifespans run inside the gateway's (httpx's ASGITransport runs none itself).
+The composition (`easel.compose`) hands over the services to route to. Those given with an
+app are called in-process through an ASGI transport; their lifespans run inside the
+gateway's (httpx's ASGITransport runs none itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -25,14 +27,13 @@ from easel.core.middleware import (
     SecurityHeadersMiddleware,
     security_headers,
 )
-from easel.core.settings import Settings
 from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
 from easel.gateway.proxy import forward
-from easel.gateway.registry import SERVICES, ServiceSpec, routing_table
 from easel.gateway.routes import health
-from easel.gateway.upstream import Upstream, build_client
+from easel.gateway.settings import GatewaySettings
+from easel.gateway.upstream import Upstream, UpstreamService, build_client
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -58,36 +59,48 @@ def _proxy_endpoint(service: str) -> Callable[[Request], Awaitable[Response]]:
     return proxy
 
 
-def _add_proxy_routes(app: FastAPI, specs: tuple[ServiceSpec, ...]) -> None:
-    for entry in routing_table(specs):
+@dataclass(frozen=True)
+class RouteEntry:
+    prefix: str
+    service: str
+
+
+def routing_table(upstreams: Sequence[UpstreamService]) -> list[RouteEntry]:
+    """Longest prefix first, so `/api/generate/async` wins over `/api/generate`."""
+    entries = [RouteEntry(p, u.endpoint.name) for u in upstreams for p in u.prefixes]
+    return sorted(entries, key=lambda entry: len(entry.prefix), reverse=True)
+
+
+def _add_proxy_routes(app: FastAPI, upstreams: Sequence[UpstreamService]) -> None:
+    for entry in routing_table(upstreams):
         endpoint = _proxy_endpoint(entry.service)
         for path in (entry.prefix, entry.prefix + "/{rest:path}"):
             app.router.routes.append(ProxyRoute(path, endpoint, methods=PROXIED_METHODS))
 
 
-def create_app(settings: Settings, *, services: tuple[ServiceSpec, ...] = SERVICES) -> FastAPI:
+def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) -> FastAPI:
+    """`upstreams` in start order: an in-process service's lifespan runs after those of
+    the services it calls."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            upstreams: dict[str, Upstream] = {}
-            for spec in services:
-                endpoint = settings.endpoint(spec.name)
-                service_app = None
-                if endpoint.in_process:
-                    # Services it depends on come first in SERVICES; it uses their client.
-                    given = {f"{need}_client": upstreams[need].client for need in spec.needs}
-                    service_app = spec.load_factory()(settings, **given)
+            clients: dict[str, Upstream] = {}
+            for upstream in upstreams:
+                if upstream.app is not None:
                     await stack.enter_async_context(
-                        service_app.router.lifespan_context(service_app)
+                        upstream.app.router.lifespan_context(upstream.app)
                     )
-                client = build_client(endpoint, settings, service_app)
+                client = build_client(upstream.endpoint, settings, upstream.app)
                 await stack.enter_async_context(client)
-                upstreams[spec.name] = Upstream(endpoint=endpoint, client=client)
+                clients[upstream.endpoint.name] = Upstream(
+                    endpoint=upstream.endpoint, client=client
+                )
             checker = HealthChecker(
                 timeout=settings.health_timeout, passive_window=settings.passive_health_window
             )
             install_container(
-                app, GatewayContainer(settings=settings, upstreams=upstreams, health=checker)
+                app, GatewayContainer(settings=settings, upstreams=clients, health=checker)
             )
             yield
 
@@ -101,8 +114,8 @@ def create_app(settings: Settings, *, services: tuple[ServiceSpec, ...] = SERVIC
     metrics = HttpMetrics("gateway")
     install_metrics(app, metrics)
     app.include_router(health.router)
-    _add_proxy_routes(app, services)
-    app.openapi = merged_openapi(app, settings, services)  # type: ignore[method-assign]
+    _add_proxy_routes(app, upstreams)
+    app.openapi = merged_openapi(app, upstreams)  # type: ignore[method-assign]
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import Depends
 
 from easel.core.container import container_of
-from easel.core.settings import Settings
 from easel.gateway.health import HealthChecker
+from easel.gateway.settings import GatewaySettings
 from easel.gateway.upstream import Upstream
 
 
 @dataclass(frozen=True)
 class GatewayContainer:
-    settings: Settings
+    settings: GatewaySettings
     upstreams: dict[str, Upstream]
     health: HealthChecker
 

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from easel.core.health import HealthStatus
-from easel.core.settings import HealthMode
+from easel.gateway.settings import HealthMode
 from easel.gateway.upstream import Upstream
 
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from easel.core.settings import Settings
-from easel.gateway.registry import ServiceSpec
+from easel.gateway.upstream import UpstreamService
 
 # Paths each service answers for itself, not through the gateway.
 _SERVICE_LOCAL_PATHS = {"/api/health", "/health", "/metrics"}
 
 
 def merged_openapi(
-    gateway: FastAPI, settings: Settings, specs: Iterable[ServiceSpec]
+    gateway: FastAPI, upstreams: Sequence[UpstreamService]
 ) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if gateway.openapi_schema is not None:
@@ -28,10 +27,8 @@ def merged_openapi(
             routes=gateway.routes,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for spec in specs:
-            # Building an app is cheap (models load in lifespans), so this works for
-            # remote services as well, from the same code version.
-            service_schema = spec.load_factory()(settings).openapi()
+        for upstream in upstreams:
+            service_schema = upstream.openapi()
             for path, item in service_schema.get("paths", {}).items():
                 if path not in _SERVICE_LOCAL_PATHS:
                     schema["paths"][path] = item

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from easel.core.asgi_transport import StreamingASGITransport
-from easel.core.settings import ServiceEndpoint, Settings
+from easel.core.clients import in_process_client
+from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
-IN_PROCESS_BASE_URL = "http://{name}.in-process"
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
 # closes them, so a request never goes out on a connection the service is closing (a 502).
 KEEPALIVE_EXPIRY = 4.0
+
+
+@dataclass(frozen=True)
+class UpstreamService:
+    """One service the gateway routes to, as the composition hands it over."""
+
+    endpoint: ServiceEndpoint
+    prefixes: tuple[str, ...]  # paths the gateway forwards to it
+    openapi: Callable[[], dict[str, Any]]  # its OpenAPI document, for the gateway's /docs
+    # In-process: the app the gateway calls through an ASGI transport and whose lifespan
+    # it runs, in the order the upstreams are given. None for a remote service.
+    app: FastAPI | None = None
 
 
 @dataclass
@@ -46,7 +59,7 @@ class Upstream:
         self.last = LastOutcome(ok=ok, at=now, latency_ms=(now - started) * 1000, detail=detail)
 
 
-def _remote_transport(settings: Settings, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def _remote_transport(settings: GatewaySettings, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     if settings.upstream_client == "aiohttp":
         # Imported here: a gateway configured for httpx never loads aiohttp.
         from easel.gateway.aiohttp_transport import AiohttpTransport
@@ -56,7 +69,7 @@ def _remote_transport(settings: Settings, limits: httpx.Limits) -> httpx.AsyncBa
 
 
 def build_client(
-    endpoint: ServiceEndpoint, settings: Settings, app: FastAPI | None
+    endpoint: ServiceEndpoint, settings: GatewaySettings, app: FastAPI | None
 ) -> httpx.AsyncClient:
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,
@@ -65,16 +78,13 @@ def build_client(
         pool=endpoint.timeout,
     )
     if app is not None:
-        # Streams both ways and passes disconnects on, unlike httpx.ASGITransport.
-        transport: httpx.AsyncBaseTransport = StreamingASGITransport(app)
-        base_url = IN_PROCESS_BASE_URL.format(name=endpoint.name.replace("_", "-"))
-    else:
-        assert endpoint.url is not None
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY,
-        )
-        transport = _remote_transport(settings, limits)
-        base_url = endpoint.url
-    return httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout)
+        return in_process_client(app, endpoint.name, timeout=timeout)
+    assert endpoint.url is not None
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+    )
+    return httpx.AsyncClient(
+        transport=_remote_transport(settings, limits), base_url=endpoint.url, timeout=timeout
+    )

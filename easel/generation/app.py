@@ -25,7 +25,6 @@ from easel.core.images import ImageCodec
 from easel.core.metrics import HttpMetrics
 from easel.core.openapi import json_or_form_body
 from easel.core.request_context import current_request_id
-from easel.core.settings import Settings
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
 from easel.generation.engines.comfyui import ComfyUIEngine
@@ -33,6 +32,7 @@ from easel.generation.engines.comfyui.workflows import WorkflowCatalogue
 from easel.generation.legacy import LegacyGenerate, LegacyGenerated, run_legacy
 from easel.generation.metrics import GenerationMetrics
 from easel.generation.service import GenerationService, Limits, Submission
+from easel.generation.settings import GenerationSettings
 from easel.generation.styles import Styles
 
 SERVICE = "generation"
@@ -40,7 +40,7 @@ SERVICE = "generation"
 
 @dataclass(frozen=True)
 class GenerationContainer:
-    settings: Settings
+    settings: GenerationSettings
     service: GenerationService
     engine: Engine
     batcher: Batcher
@@ -219,7 +219,7 @@ async def legacy_health(container: Container) -> JSONResponse:
     return JSONResponse(body, status_code=503 if failed else 200)
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: GenerationSettings) -> Engine:
     if settings.generation_engine == "comfyui":
         return ComfyUIEngine.from_settings(settings)
     # Imported here: building the app (e.g. for the gateway's docs) must not load torch.
@@ -228,7 +228,7 @@ def build_engine(settings: Settings) -> Engine:
     return DiffusersEngine.from_settings(settings)
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: GenerationSettings, *, engine: Engine | None = None) -> FastAPI:
     http_metrics = HttpMetrics(SERVICE)
     generation_metrics = GenerationMetrics(http_metrics.registry)
 

@@ -17,7 +17,6 @@ from easel.core.container import container_of, install_container
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.openapi import json_or_form_body
-from easel.core.settings import Settings
 from easel.image_utils.schemas import (
     BODY_MODELS,
     CannyRequest,
@@ -31,13 +30,14 @@ from easel.image_utils.schemas import (
     ResizeRequest,
 )
 from easel.image_utils.service import ImageUtilsService
+from easel.image_utils.settings import ImageUtilsSettings
 
 SERVICE = "image_utils"
 
 
 @dataclass(frozen=True)
 class ImageUtilsContainer:
-    settings: Settings
+    settings: ImageUtilsSettings
     service: ImageUtilsService
 
 
@@ -111,7 +111,7 @@ async def health(container: Container) -> ServiceHealth:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ImageUtilsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         codec = ImageCodec.from_settings(settings)

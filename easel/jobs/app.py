@@ -1,9 +1,9 @@
-"""The job manager app: `create_app(settings, generation_client=None)`.
+"""The job manager app: `create_app(settings, generation=...)`.
 
-Its lifespan opens the store (SQLite or Redis), and in all-in-one mode runs one worker in
-this process, plus a maintenance loop that recovers jobs of dead workers and removes jobs
-past their retention. The worker reaches the generation service by URL, or in-process
-through the client the gateway hands over (or one built here when running alone).
+Its lifespan opens the store (SQLite or Redis), and unless told otherwise runs one worker
+in this process, plus a maintenance loop that recovers jobs of dead workers and removes
+jobs past their retention. The worker reaches the generation service through the client
+opener the composition hands over (by URL, or in-process).
 """
 
 from __future__ import annotations
@@ -11,37 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from easel.core.app import create_service_app
-from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.body import read_fields
+from easel.core.clients import ClientOpener
 from easel.core.container import container_of, install_container
 from easel.core.health import HealthStatus, ServiceHealth
-from easel.core.settings import Settings
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.results import ResultFiles
+from easel.jobs.runtime import maintain, open_store, open_webhooks, worker_config
+from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
-from easel.jobs.webhooks import Webhooks, WebhookSender
-from easel.jobs.worker import Worker, WorkerConfig, recover_stale
+from easel.jobs.worker import Worker
 
 SERVICE = "job_manager"
-log = logging.getLogger("easel.jobs")
 
 
 @dataclass(frozen=True)
 class JobsContainer:
-    settings: Settings
+    settings: JobsSettings
     manager: JobManager
     store: JobStore
     results: ResultFiles
@@ -120,8 +117,8 @@ async def list_jobs(
     return await container.manager.list_jobs(status=status, limit=limit, cursor=cursor)
 
 
-class LegacyGenerate(BaseModel):
-    """compat: the first version's body."""
+class PodGenerateRequest(BaseModel):
+    """compat: the body of the first version's pod API, `POST /generate`."""
 
     mode: str
     prompt: str | None = None
@@ -130,15 +127,17 @@ class LegacyGenerate(BaseModel):
     extra_params: dict[str, Any] | None = None
 
 
-class LegacyQueued(BaseModel):
+class PodGenerateQueued(BaseModel):
+    """compat: the first version's pod API answer: the job queued, no image yet."""
+
     task_id: str
     status: str
     image: None = None
     error: None = None
 
 
-@router.post("/generate", response_model=LegacyQueued, include_in_schema=True)
-async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyQueued:
+@router.post("/generate", response_model=PodGenerateQueued, include_in_schema=True)
+async def pod_generate(body: PodGenerateRequest, container: Container) -> PodGenerateQueued:
     """compat: the first version's pod API. Queues a real job (poll
     `/api/generate/status/{task_id}`); `target_image` is the input image."""
     request: dict[str, Any] = {"mode": body.mode}
@@ -151,7 +150,7 @@ async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyQ
     if body.extra_params:
         request["extra_params"] = body.extra_params
     job = await container.manager.submit(request, idempotency_key=None)
-    return LegacyQueued(task_id=job.id, status=job.status)
+    return PodGenerateQueued(task_id=job.id, status=job.status)
 
 
 health_router = APIRouter(tags=["health"])
@@ -181,89 +180,9 @@ async def health(container: Container) -> ServiceHealth:
     )
 
 
-async def open_store(settings: Settings) -> JobStore:
-    if settings.jobs_backend == "redis":
-        from easel.jobs.store.redis import RedisJobStore
+def create_app(settings: JobsSettings, *, generation: ClientOpener) -> FastAPI:
+    """`generation` opens the in-process worker's client of the generation service."""
 
-        return await RedisJobStore.connect(settings.redis_url)
-    from easel.jobs.store.sqlite import SQLiteJobStore
-
-    return await SQLiteJobStore.open(settings.data_dir / "jobs.db")
-
-
-async def make_generation_client(
-    settings: Settings, stack: AsyncExitStack, given: httpx.AsyncClient | None
-) -> httpx.AsyncClient:
-    """The worker's way to the generation service: given by the gateway, by URL, or an
-    in-process generation app of this process's own."""
-    if given is not None:
-        return given
-    if settings.generation_url:
-        client = httpx.AsyncClient(base_url=settings.generation_url)
-    else:
-        from easel.generation.app import create_app as create_generation_app
-
-        app = create_generation_app(settings)
-        await stack.enter_async_context(app.router.lifespan_context(app))
-        client = httpx.AsyncClient(
-            transport=StreamingASGITransport(app), base_url="http://generation.in-process"
-        )
-    return await stack.enter_async_context(client)
-
-
-async def open_webhooks(settings: Settings, stack: AsyncExitStack) -> Webhooks:
-    """Webhook checks and deliveries; without EASEL_WEBHOOK_SECRET, jobs with a webhook
-    are refused. Deliveries still under way are cancelled when `stack` closes."""
-    sender = None
-    if settings.webhook_secret is not None:
-        # No redirects: the address guard checks only the URL the job gave.
-        client = httpx.AsyncClient(follow_redirects=False)
-        sender = WebhookSender(
-            client=await stack.enter_async_context(client),
-            secret=settings.webhook_secret.get_secret_value(),
-            max_attempts=settings.webhook_max_attempts,
-            backoff_s=settings.webhook_backoff,
-            timeout_s=settings.webhook_timeout,
-            allow_private=settings.webhook_allow_private,
-        )
-    webhooks = Webhooks(sender, allow_private=settings.webhook_allow_private)
-    stack.push_async_callback(webhooks.aclose)
-    return webhooks
-
-
-def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig(
-        concurrency=settings.worker_concurrency,
-        heartbeat_s=settings.jobs_heartbeat,
-        visibility_timeout_s=settings.jobs_visibility_timeout,
-        poll_interval_s=settings.worker_poll_interval,
-        retry_backoff_s=settings.jobs_retry_backoff,
-    )
-
-
-async def maintain(manager: JobManager, settings: Settings) -> None:
-    """Recover jobs of dead workers; remove jobs (and images) past their retention."""
-    while True:
-        try:
-            now = manager.clock()
-            await recover_stale(
-                manager.store,
-                now=now,
-                visibility_timeout=settings.jobs_visibility_timeout,
-                notify=manager.webhooks.notify if manager.webhooks else None,
-            )
-            cutoff = now - settings.jobs_retention
-            for job in await manager.store.sweep(older_than=cutoff):
-                for image in (job.result or {}).get("images", []):
-                    manager.results.delete_unused(image["sha256"], since=cutoff)
-        except Exception:
-            log.exception("job maintenance failed; trying again")
-        await asyncio.sleep(min(settings.jobs_heartbeat, 60))
-
-
-def create_app(
-    settings: Settings, *, generation_client: httpx.AsyncClient | None = None
-) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -285,11 +204,10 @@ def create_app(
             worker = None
             tasks = []
             if settings.jobs_in_process_worker:
-                client = await make_generation_client(settings, stack, generation_client)
                 worker = Worker(
                     store=store,
                     results=results,
-                    generation=client,
+                    generation=await generation(stack),
                     config=worker_config(settings),
                     notify=webhooks.notify,
                 )

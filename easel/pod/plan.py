@@ -1,8 +1,9 @@
 """Which processes a pod runs, in which order, on which ports, with which environment.
 
-Derived from Settings and the service registry only, so a service added to `SERVICES`
-joins the pod without a change here. Order: ComfyUI (only when a command to start it is
-configured), the services with what they need first, the job workers, the gateway last.
+Derived from the settings and the service table (`easel.compose.services`) only, so a
+service added to `SERVICES` joins the pod without a change here. Order: ComfyUI (only when
+a command to start it is configured), the services with what they need first, the job
+workers, the gateway last.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from easel.core.settings import Settings
-from easel.gateway.registry import SERVICES, ServiceSpec
+from easel.compose.services import GATEWAY, SERVICES, ServiceSpec, dependency_order
+from easel.compose.settings import EaselSettings
 
-GATEWAY = "gateway"
 COMFYUI = "comfyui"
 WORKER = "worker"
 HEALTH_PATH = "/api/health"
@@ -40,9 +40,13 @@ class PodProcess:
     health_url: str | None = None  # None: alive is all we can know (workers)
 
 
-def build_plan(settings: Settings, *, python: str = sys.executable) -> list[PodProcess]:
-    selected = selected_services(settings.pod_services)
-    specs = dependency_order([s for s in SERVICES if s.name in selected])
+def build_plan(settings: EaselSettings, *, python: str = sys.executable) -> list[PodProcess]:
+    pod = settings.pod
+    selected = selected_services(pod.pod_services)
+    try:
+        specs = dependency_order(s for s in SERVICES if s.name in selected)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
     ports = {spec.name: service_port(settings, spec) for spec in specs}
     hosts = {spec.name: bind_host(settings, spec.name) for spec in specs}
     # Every process learns where every pod service is: the gateway routes to them, the job
@@ -52,18 +56,18 @@ def build_plan(settings: Settings, *, python: str = sys.executable) -> list[PodP
     }
     easel = (python, "-m", "easel")
     plan: list[PodProcess] = []
-    if settings.comfyui_command:
-        plan.append(comfyui_process(settings.comfyui_command, settings.comfyui_api_url))
+    if pod.comfyui_command:
+        plan.append(comfyui_process(pod.comfyui_command, settings.generation.comfyui_api_url))
     for spec in specs:
         env = {k: v for k, v in urls.items() if k != f"EASEL_{spec.name.upper()}_URL"}
-        if spec.name == "job_manager" and settings.pod_workers:
+        if spec.name == "job_manager" and pod.pod_workers:
             env["EASEL_JOBS_IN_PROCESS_WORKER"] = "false"  # the worker processes run jobs
         plan.append(_server(easel, spec.cli_name, hosts[spec.name], ports[spec.name], env))
-    for index in range(1, settings.pod_workers + 1):
+    for index in range(1, pod.pod_workers + 1):
         plan.append(PodProcess(f"{WORKER}-{index}", (*easel, "worker"), env=urls))
     if GATEWAY in selected:
         host = bind_host(settings, GATEWAY)
-        port = settings.pod_ports.get(GATEWAY, settings.port)
+        port = pod.pod_ports.get(GATEWAY, settings.gateway.port)
         plan.append(_server(easel, GATEWAY, host, port, urls))
     return plan
 
@@ -94,8 +98,8 @@ def comfyui_process(command: str, api_url: str) -> PodProcess:
 
 def selected_services(names: tuple[str, ...]) -> set[str]:
     """Settings names of the chosen services, plus `gateway` when chosen."""
-    known = {GATEWAY: GATEWAY} | {s.cli_name: s.name for s in SERVICES}
-    known |= {s.name: s.name for s in SERVICES}
+    known = {GATEWAY: GATEWAY}
+    known |= {typed: s.name for s in SERVICES for typed in (s.name, s.cli_name, *s.aliases)}
     if "all" in names:
         return set(known.values())
     unknown = [name for name in names if name not in known]
@@ -106,41 +110,21 @@ def selected_services(names: tuple[str, ...]) -> set[str]:
     return {known[name] for name in names}
 
 
-def dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec]:
-    """Each service after those it needs (when they are in the pod); among the ready ones,
-    the lowest default port first, so the order is stable: generation, segmentation,
-    image-utils, jobs."""
-    in_pod = {spec.name for spec in specs}
-    remaining = sorted(specs, key=lambda spec: spec.default_port)
-    order: list[ServiceSpec] = []
-    while remaining:
-        placed = {spec.name for spec in order}
-        ready = next(
-            (s for s in remaining if all(n in placed or n not in in_pod for n in s.needs)),
-            None,
-        )
-        if ready is None:
-            raise PlanError(f"services need each other: {[s.name for s in remaining]}")
-        order.append(ready)
-        remaining.remove(ready)
-    return order
-
-
-def service_port(settings: Settings, spec: ServiceSpec) -> int:
-    for key in (spec.cli_name, spec.name):
-        if key in settings.pod_ports:
-            return settings.pod_ports[key]
+def service_port(settings: EaselSettings, spec: ServiceSpec) -> int:
+    for key in (spec.cli_name, spec.name, *spec.aliases):
+        if key in settings.pod.pod_ports:
+            return settings.pod.pod_ports[key]
     if spec.name == "generation":  # compat: the first version's GPU_SERVER_PORT
-        return settings.generation_port
+        return settings.generation.generation_port
     return spec.default_port
 
 
-def bind_host(settings: Settings, name: str) -> str:
+def bind_host(settings: EaselSettings, name: str) -> str:
     """The gateway is the one public entry (EASEL_HOST); generation listens where the first
     version's GPU service did (GPU_SERVER_HOST); the other services only on loopback."""
     if name == GATEWAY:
-        return settings.host
-    return settings.generation_host if name == "generation" else LOOPBACK
+        return settings.gateway.host
+    return settings.generation.generation_host if name == "generation" else LOOPBACK
 
 
 def _reachable(host: str) -> str:
@@ -153,5 +137,6 @@ def _url(bind: str, port: int) -> str:
 
 
 def process_name(name: str) -> str:
-    """The process name of a service given by its settings name (`job_manager` -> `jobs`)."""
-    return next((s.cli_name for s in SERVICES if s.name == name), name)
+    """The process name of a service named in any accepted spelling (`job_manager`,
+    `jobs` -> `job-manager`); other names (gateway, worker-1) as they are."""
+    return next((s.cli_name for s in SERVICES if s.answers_to(name)), name)

@@ -17,19 +17,19 @@ from easel.core.container import container_of, install_container
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.openapi import json_or_form_body
-from easel.core.settings import Settings
 from easel.segmentation.cache import PreparedCache
 from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
 from easel.segmentation.segmenters import build_segmenter
 from easel.segmentation.segmenters.base import SegmenterReport
 from easel.segmentation.service import Limits, SegmentationService
+from easel.segmentation.settings import SegmentationSettings
 
 SERVICE = "segmentation"
 
 
 @dataclass(frozen=True)
 class SegmentationContainer:
-    settings: Settings
+    settings: SegmentationSettings
     service: SegmentationService
     report: SegmenterReport
 
@@ -72,7 +72,7 @@ async def health(container: Container) -> ServiceHealth:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: SegmentationSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         segmenter, report = await asyncio.to_thread(build_segmenter, settings)

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import uvicorn
 
+from easel.compose.settings import EaselSettings
 from easel.core.errors import GatewayTimeout, ServiceUnavailable
-from easel.core.settings import Settings
 from easel.gateway.aiohttp_transport import AiohttpTransport
 from easel.gateway.proxy import translate_transport_error
 from easel.gateway.upstream import KEEPALIVE_EXPIRY, build_client
@@ -370,8 +370,9 @@ def test_pooled_connections_expire_before_the_services_keepalive_closes_them() -
 async def test_setting_picks_the_remote_transport(
     choice: str, expected: type[httpx.AsyncBaseTransport]
 ) -> None:
-    settings = Settings(image_utils_url="http://127.0.0.1:1", upstream_client=choice)
-    async with build_client(settings.endpoint("image_utils"), settings, None) as http:
+    settings = EaselSettings.load(image_utils_url="http://127.0.0.1:1", upstream_client=choice)
+    endpoint = settings.topology.endpoint("image_utils", default_timeout=5)
+    async with build_client(endpoint, settings.gateway, None) as http:
         assert isinstance(http._transport, expected)
         if isinstance(http._transport, AiohttpTransport):
             assert http._transport._keepalive_expiry == KEEPALIVE_EXPIRY

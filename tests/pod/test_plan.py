@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from easel.core.settings import Settings
-from easel.gateway.registry import SERVICES
+from easel.compose.services import SERVICES
+from easel.compose.settings import EaselSettings
 from easel.pod.plan import PlanError, PodProcess, build_plan, process_name
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -22,7 +22,9 @@ def by_name(plan: list[PodProcess]) -> dict[str, PodProcess]:
 
 
 def test_comfyui_first_then_services_by_need_then_workers_then_gateway() -> None:
-    plan = build_plan(Settings(comfyui_command="python main.py --port 8188", pod_workers=2))
+    plan = build_plan(
+        EaselSettings.load(comfyui_command="python main.py --port 8188", pod_workers=2)
+    )
     order = names(plan)
     assert order[0] == "comfyui"
     assert order[-3:] == ["worker-1", "worker-2", "gateway"]
@@ -32,17 +34,17 @@ def test_comfyui_first_then_services_by_need_then_workers_then_gateway() -> None
         for need in spec.needs:
             needed = next(s for s in SERVICES if s.name == need)
             assert order.index(needed.cli_name) < order.index(spec.cli_name)
-    assert order.index("generation") < order.index("jobs")
+    assert order.index("generation") < order.index("job-manager")
 
 
 def test_without_a_comfyui_command_comfyui_is_not_managed() -> None:
-    plan = build_plan(Settings())
+    plan = build_plan(EaselSettings.load())
     assert "comfyui" not in names(plan)
     assert not any(name.startswith("worker") for name in names(plan))
 
 
 def test_comfyui_command_port_and_health_come_from_its_settings() -> None:
-    settings = Settings(
+    settings = EaselSettings.load(
         comfyui_command="'/opt/Comfy UI/venv/bin/python' main.py --listen",
         comfyui_api_url="http://127.0.0.1:8288/",
     )
@@ -53,7 +55,7 @@ def test_comfyui_command_port_and_health_come_from_its_settings() -> None:
 
 
 def test_default_ports_are_the_first_versions_and_the_registrys() -> None:
-    plan = by_name(build_plan(Settings()))
+    plan = by_name(build_plan(EaselSettings.load()))
     assert plan["gateway"].port == 8000
     assert plan["generation"].port == 8001
     for spec in SERVICES:
@@ -62,22 +64,22 @@ def test_default_ports_are_the_first_versions_and_the_registrys() -> None:
 
 
 def test_ports_from_settings() -> None:
-    settings = Settings(
+    settings = EaselSettings.load(
         port=9000, generation_port=9001, pod_ports={"image-utils": 9003, "job_manager": 9004}
     )
     plan = by_name(build_plan(settings))
-    assert [plan[n].port for n in ("gateway", "generation", "image-utils", "jobs")] == [
+    assert [plan[n].port for n in ("gateway", "generation", "image-utils", "job-manager")] == [
         9000,
         9001,
         9003,
         9004,
     ]
-    assert plan["jobs"].argv[-2:] == ("--port", "9004")
-    assert plan["jobs"].health_url == "http://127.0.0.1:9004/api/health"
+    assert plan["job-manager"].argv[-2:] == ("--port", "9004")
+    assert plan["job-manager"].health_url == "http://127.0.0.1:9004/api/health"
 
 
 def test_each_service_runs_easel_serve_and_the_gateway_knows_every_url() -> None:
-    plan = by_name(build_plan(Settings(), python="/py"))
+    plan = by_name(build_plan(EaselSettings.load(), python="/py"))
     gateway = plan["gateway"]
     assert gateway.argv == (
         "/py",
@@ -99,13 +101,13 @@ def test_each_service_runs_easel_serve_and_the_gateway_knows_every_url() -> None
 
 
 def test_the_job_manager_calls_generation_by_url_and_workers_replace_its_own() -> None:
-    plan = by_name(build_plan(Settings()))
+    plan = by_name(build_plan(EaselSettings.load()))
     # A job manager without the URL would load a second generation model in its process.
-    assert plan["jobs"].env["EASEL_GENERATION_URL"] == "http://127.0.0.1:8001"
-    assert "EASEL_JOBS_IN_PROCESS_WORKER" not in plan["jobs"].env
+    assert plan["job-manager"].env["EASEL_GENERATION_URL"] == "http://127.0.0.1:8001"
+    assert "EASEL_JOBS_IN_PROCESS_WORKER" not in plan["job-manager"].env
 
-    plan = by_name(build_plan(Settings(pod_workers=1)))
-    assert plan["jobs"].env["EASEL_JOBS_IN_PROCESS_WORKER"] == "false"
+    plan = by_name(build_plan(EaselSettings.load(pod_workers=1)))
+    assert plan["job-manager"].env["EASEL_JOBS_IN_PROCESS_WORKER"] == "false"
     worker = plan["worker-1"]
     assert worker.argv == (sys.executable, "-m", "easel", "worker")
     assert worker.env["EASEL_GENERATION_URL"] == "http://127.0.0.1:8001"
@@ -114,7 +116,7 @@ def test_the_job_manager_calls_generation_by_url_and_workers_replace_its_own() -
 
 def test_a_chosen_subset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EASEL_POD_SERVICES", "gateway, image-utils")
-    plan = build_plan(Settings())
+    plan = build_plan(EaselSettings.load())
     assert names(plan) == ["image-utils", "gateway"]
     # Services outside the pod stay as configured: in-process in the gateway, or remote.
     assert dict(plan[1].env) == {"EASEL_IMAGE_UTILS_URL": "http://127.0.0.1:8003"}
@@ -122,11 +124,11 @@ def test_a_chosen_subset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_unknown_service_is_refused() -> None:
     with pytest.raises(PlanError, match="'imagine'.*image-utils"):
-        build_plan(Settings(pod_services=("gateway", "imagine")))
+        build_plan(EaselSettings.load(pod_services=("gateway", "imagine")))
 
 
 def test_a_wildcard_bind_is_reached_on_loopback() -> None:
-    plan = by_name(build_plan(Settings(host="0.0.0.0", generation_host="::")))  # noqa: S104
+    plan = by_name(build_plan(EaselSettings.load(host="0.0.0.0", generation_host="::")))  # noqa: S104
     assert plan["gateway"].argv[-4:] == ("--host", "0.0.0.0", "--port", "8000")
     assert plan["gateway"].health_url == "http://127.0.0.1:8000/api/health"
     assert plan["gateway"].env["EASEL_GENERATION_URL"] == "http://127.0.0.1:8001"
@@ -136,6 +138,7 @@ def test_a_wildcard_bind_is_reached_on_loopback() -> None:
 
 
 def test_a_service_is_named_by_its_cli_name() -> None:
-    assert process_name("job_manager") == "jobs"
+    assert process_name("job_manager") == "job-manager"
+    assert process_name("jobs") == "job-manager"  # compat: the pod's first name for it
     assert process_name("image_utils") == "image-utils"
     assert process_name("gateway") == "gateway" and process_name("worker-1") == "worker-1"

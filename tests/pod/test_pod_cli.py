@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from easel.gateway.registry import SERVICES
+from easel.compose.services import SERVICES
 from easel.pod.plan import dependency_order
 from tests.pod.helpers import FAKE_COMFYUI, is_gone, pid_records, run_easel, wait_gone
 from tests.support.servers import free_port

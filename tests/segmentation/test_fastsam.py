@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from easel.core.settings import Settings
 from easel.segmentation.app import create_app
 from easel.segmentation.segmenters import build_segmenter
 from easel.segmentation.segmenters.base import Prompt
 from easel.segmentation.segmenters.fastsam import FastSAMPrepared, FastSAMSegmenter, to_image
+from easel.segmentation.settings import SegmentationSettings
 from tests.segmentation.scenes import make_scene
 from tests.support.images import b64
 
 
-def settings_for(weights: Path, tmp_path: Path, **extra: object) -> Settings:
+def settings_for(weights: Path, tmp_path: Path, **extra: object) -> SegmentationSettings:
     values: dict[str, object] = {
         "segmentation_model": "fastsam",
         "models_path": weights.parent,
@@ -31,7 +31,7 @@ def settings_for(weights: Path, tmp_path: Path, **extra: object) -> Settings:
         "segmentation_device": "cpu",
         "data_dir": tmp_path / "data",
     }
-    return Settings.model_validate({**values, **extra})
+    return SegmentationSettings.model_validate({**values, **extra})
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from easel.core.errors import InvalidInput, ServiceUnavailable, validation_details
 from easel.core.generation_api import GenerationRequest, Mode
-from easel.core.settings import ModelSpec, Settings
 from easel.generation.engines.base import (
     CallKey,
     CancelledFn,
@@ -50,6 +49,7 @@ from easel.generation.engines.models import (
     resolve_source,
 )
 from easel.generation.engines.previews import latent_preview
+from easel.generation.settings import GenerationSettings, ModelSpec
 
 log = logging.getLogger("easel.generation.diffusers")
 
@@ -111,7 +111,7 @@ class DiffusersEngine:
         self._background: asyncio.Task[Any] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DiffusersEngine:
+    def from_settings(cls, settings: GenerationSettings) -> DiffusersEngine:
         return cls(
             models={**CATALOGUE, **settings.generation_models},
             default_model=settings.generation_model,

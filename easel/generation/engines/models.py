@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from easel.core.settings import ModelSpec, Settings
+from easel.generation.settings import GenerationSettings, ModelSpec
 from easel.generation.tiny import BUILDERS, ensure_built
 
 BUILTIN_SOURCE = "builtin:"
@@ -94,7 +94,7 @@ def resolve_source(spec: ModelSpec, models_path: Path, cache_dir: Path) -> str:
     return spec.source  # a hub id: downloaded once into the hub cache
 
 
-def compile_sizes(settings: Settings) -> tuple[int, ...]:
+def compile_sizes(settings: GenerationSettings) -> tuple[int, ...]:
     """The batch sizes to compile for: as configured, or every size the batcher forms."""
     if not settings.generation_compile:
         return ()

@@ -7,18 +7,18 @@ import logging
 import time
 from pathlib import Path
 
-from easel.core.settings import Settings
 from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 from easel.segmentation.segmenters.grabcut import GrabCutSegmenter
+from easel.segmentation.settings import SegmentationSettings
 
 log = logging.getLogger("easel.segmentation")
 
 
-def weights_path(settings: Settings) -> Path:
+def weights_path(settings: SegmentationSettings) -> Path:
     return settings.models_path / settings.fastsam_weights
 
 
-def build_segmenter(settings: Settings) -> tuple[Segmenter | None, SegmenterReport]:
+def build_segmenter(settings: SegmentationSettings) -> tuple[Segmenter | None, SegmenterReport]:
     """Load the configured segmenter (blocking: seconds for FastSAM). None when the
     configured one cannot run; the report says why."""
     weights = weights_path(settings)
@@ -46,7 +46,9 @@ def build_segmenter(settings: Settings) -> tuple[Segmenter | None, SegmenterRepo
     return segmenter, report
 
 
-def _load_fastsam(settings: Settings, weights: Path, report: SegmenterReport) -> Segmenter | None:
+def _load_fastsam(
+    settings: SegmentationSettings, weights: Path, report: SegmenterReport
+) -> Segmenter | None:
     if not report.fastsam_weights_found:
         report.error = (
             f"FastSAM weights not found at {weights}: put the file there, set "

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from easel.core.settings import Settings
 from easel.generation.app import create_app
+from easel.generation.settings import GenerationSettings
 from tests.generation.comfyui.conftest import write_workflows
 from tests.support.fake_comfyui import FakeComfyUI
 from tests.support.images import decode_b64
@@ -19,7 +19,7 @@ from tests.support.servers import free_port
 
 @asynccontextmanager
 async def service(url: str, tmp: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
+    settings = GenerationSettings(
         generation_engine="comfyui",
         comfyui_api_url=url,
         workflows_path=write_workflows(tmp / "workflows"),

@@ -21,7 +21,6 @@ from typing import Any
 
 from easel.core.errors import InvalidInput, ServiceUnavailable
 from easel.core.generation_api import GenerationRequest
-from easel.core.settings import Settings
 from easel.generation.engines.base import (
     CallKey,
     CancelledFn,
@@ -38,6 +37,7 @@ from easel.generation.engines.comfyui.workflows import (
     EXAMPLES,
     WorkflowCatalogue,
 )
+from easel.generation.settings import GenerationSettings
 
 log = logging.getLogger("easel.generation.comfyui")
 
@@ -73,7 +73,7 @@ class ComfyUIEngine:
         self.options = options
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ComfyUIEngine:
+    def from_settings(cls, settings: GenerationSettings) -> ComfyUIEngine:
         folders: list[Path] = [EXAMPLES] if settings.comfyui_example_workflows else []
         folders.append(settings.workflows_path)
         catalogue = WorkflowCatalogue.load(

@@ -1,0 +1,51 @@
+"""How one service gets an HTTP client of another: one `httpx.AsyncClient`, only the
+transport differs between a remote service (by URL) and one in this process (ASGI)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import httpx
+from starlette.types import ASGIApp
+
+from easel.core.asgi_transport import StreamingASGITransport
+
+ClientOpener = Callable[[AsyncExitStack], Awaitable[httpx.AsyncClient]]
+"""Opens a client of another service into the caller's exit stack (closed with it)."""
+
+IN_PROCESS_BASE_URL = "http://{name}.in-process"
+
+
+def in_process_base_url(key: str) -> str:
+    return IN_PROCESS_BASE_URL.format(name=key.replace("_", "-"))
+
+
+def in_process_client(
+    app: ASGIApp, key: str, timeout: httpx.Timeout | None = None
+) -> httpx.AsyncClient:
+    """A client calling `app` in this process. It streams both ways and passes disconnects
+    on, unlike httpx.ASGITransport; it runs no lifespan (the app's owner runs it)."""
+    return httpx.AsyncClient(
+        transport=StreamingASGITransport(app),
+        base_url=in_process_base_url(key),
+        timeout=timeout or httpx.Timeout(5.0),
+    )
+
+
+def remote(url: str) -> ClientOpener:
+    """An opener of a client of the service at `url`."""
+
+    async def open_client(stack: AsyncExitStack) -> httpx.AsyncClient:
+        return await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+
+    return open_client
+
+
+def in_process(app: ASGIApp, key: str) -> ClientOpener:
+    """An opener of a client of `app`, whose lifespan is run elsewhere."""
+
+    async def open_client(stack: AsyncExitStack) -> httpx.AsyncClient:
+        return await stack.enter_async_context(in_process_client(app, key))
+
+    return open_client

@@ -1,0 +1,78 @@
+"""What the job manager app and a worker process both open: the store, webhooks, the
+worker's configuration, and the maintenance loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+import httpx
+
+from easel.jobs.manager import JobManager
+from easel.jobs.settings import JobsSettings
+from easel.jobs.store.base import JobStore
+from easel.jobs.webhooks import Webhooks, WebhookSender
+from easel.jobs.worker import WorkerConfig, recover_stale
+
+log = logging.getLogger("easel.jobs")
+
+
+async def open_store(settings: JobsSettings) -> JobStore:
+    if settings.jobs_backend == "redis":
+        from easel.jobs.store.redis import RedisJobStore
+
+        return await RedisJobStore.connect(settings.redis_url)
+    from easel.jobs.store.sqlite import SQLiteJobStore
+
+    return await SQLiteJobStore.open(settings.data_dir / "jobs.db")
+
+
+async def open_webhooks(settings: JobsSettings, stack: AsyncExitStack) -> Webhooks:
+    """Webhook checks and deliveries; without EASEL_WEBHOOK_SECRET, jobs with a webhook
+    are refused. Deliveries still under way are cancelled when `stack` closes."""
+    sender = None
+    if settings.webhook_secret is not None:
+        # No redirects: the address guard checks only the URL the job gave.
+        client = httpx.AsyncClient(follow_redirects=False)
+        sender = WebhookSender(
+            client=await stack.enter_async_context(client),
+            secret=settings.webhook_secret.get_secret_value(),
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff,
+            timeout_s=settings.webhook_timeout,
+            allow_private=settings.webhook_allow_private,
+        )
+    webhooks = Webhooks(sender, allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(webhooks.aclose)
+    return webhooks
+
+
+def worker_config(settings: JobsSettings) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=settings.worker_concurrency,
+        heartbeat_s=settings.jobs_heartbeat,
+        visibility_timeout_s=settings.jobs_visibility_timeout,
+        poll_interval_s=settings.worker_poll_interval,
+        retry_backoff_s=settings.jobs_retry_backoff,
+    )
+
+
+async def maintain(manager: JobManager, settings: JobsSettings) -> None:
+    """Recover jobs of dead workers; remove jobs (and images) past their retention."""
+    while True:
+        try:
+            now = manager.clock()
+            await recover_stale(
+                manager.store,
+                now=now,
+                visibility_timeout=settings.jobs_visibility_timeout,
+                notify=manager.webhooks.notify if manager.webhooks else None,
+            )
+            cutoff = now - settings.jobs_retention
+            for job in await manager.store.sweep(older_than=cutoff):
+                for image in (job.result or {}).get("images", []):
+                    manager.results.delete_unused(image["sha256"], since=cutoff)
+        except Exception:
+            log.exception("job maintenance failed; trying again")
+        await asyncio.sleep(min(settings.jobs_heartbeat, 60))

@@ -1,0 +1,64 @@
+"""The job manager's settings: the store, queue limits, retries and retention, workers,
+and the webhooks part (`WebhookSettings`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from easel.core.settings import EaselSettingsBase, SharedSettings, env
+
+
+class WebhookSettings(EaselSettingsBase):
+    """Signed webhooks when jobs end (README, "Webhooks")."""
+
+    # `whsec_` + base64 key (Standard Webhooks), or any string; unset: jobs with a webhook
+    # are refused.
+    webhook_secret: SecretStr | None = Field(None, validation_alias=env("WEBHOOK_SECRET"))
+    webhook_allow_private: bool = Field(False, validation_alias=env("WEBHOOK_ALLOW_PRIVATE"))
+    webhook_max_attempts: int = Field(5, ge=1, validation_alias=env("WEBHOOK_MAX_ATTEMPTS"))
+    webhook_backoff: float = Field(1.0, ge=0, validation_alias=env("WEBHOOK_BACKOFF"))
+    webhook_timeout: float = Field(10.0, gt=0, validation_alias=env("WEBHOOK_TIMEOUT"))
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if secret.startswith("whsec_"):
+            try:
+                base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error as exc:
+                raise ValueError("a whsec_ secret must be followed by a base64 key") from exc
+        return value
+
+
+class JobsSettings(SharedSettings, WebhookSettings):
+    """Everything the job manager and its workers read."""
+
+    jobs_backend: Literal["sqlite", "redis"] = Field("sqlite", validation_alias=env("JOBS_BACKEND"))
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=env("REDIS_URL", "REDIS_URL")
+    )
+    jobs_max_queued: int = Field(1000, ge=1, validation_alias=env("JOBS_MAX_QUEUED"))
+    jobs_max_attempts: int = Field(3, ge=1, validation_alias=env("JOBS_MAX_ATTEMPTS"))
+    jobs_timeout: float = Field(600.0, gt=0, validation_alias=env("JOBS_TIMEOUT"))
+    jobs_retention: float = Field(7 * 86400.0, gt=0, validation_alias=env("JOBS_RETENTION"))
+    # Workers write result images here and job managers serve them: with workers on other
+    # machines it must be storage they share (a network or cloud volume).
+    results_dir: Path | None = Field(None, validation_alias=env("RESULTS_DIR"))
+    jobs_heartbeat: float = Field(2.0, gt=0, validation_alias=env("JOBS_HEARTBEAT"))
+    jobs_visibility_timeout: float = Field(
+        30.0, gt=0, validation_alias=env("JOBS_VISIBILITY_TIMEOUT")
+    )
+    jobs_retry_backoff: float = Field(2.0, ge=0, validation_alias=env("JOBS_RETRY_BACKOFF"))
+    worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
+    worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
+    jobs_in_process_worker: bool = Field(True, validation_alias=env("JOBS_IN_PROCESS_WORKER"))
+
+    @property
+    def results_path(self) -> Path:
+        return self.results_dir or self.data_dir / "results"
