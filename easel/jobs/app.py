@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,6 +25,7 @@ from easel.core.app import create_service_app
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.body import read_fields
 from easel.core.container import container_of, install_container
+from easel.core.events import job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.settings import Settings
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
@@ -104,7 +104,7 @@ async def events(
 
     async def fields() -> AsyncIterator[dict[str, str]]:
         async for event_id, event in container.manager.events(task_id, after=last_event_id):
-            yield {"id": str(event_id), "event": str(event["type"]), "data": json.dumps(event)}
+            yield job_sse_fields(event, event_id)
 
     return EventSourceResponse(fields(), ping=15)
 
