@@ -312,10 +312,9 @@ def _parse(data: str) -> GenerationEvent:
 
 def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
     """The generation service's `queued`/`started` as the job's log names them."""
-    fields = event.model_dump(exclude={"type"})
     if isinstance(event, Queued):
-        return GenerationQueued(**fields)
-    return GenerationStarted(**fields)
+        return GenerationQueued(position=event.position, request_id=event.request_id)
+    return GenerationStarted(batch_size=event.batch_size, batch_requests=event.batch_requests)
 
 
 def _worth_retrying(status: int) -> bool:

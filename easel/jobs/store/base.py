@@ -175,6 +175,8 @@ def progress_fields(progress: tuple[int, int] | None) -> dict[str, int]:
     return {"progress_step": step, "progress_total": total}
 
 
+_ENCODE = JOB_EVENT_ADAPTER.serializer.to_json
+
 # ---- the events a store writes itself, in the step that changes the job ------------------
 QUEUED_EVENT: Final = JobQueued()  # a submit's (frozen: one instance serves every job)
 # The error of a job whose worker stopped heartbeating (`recover`).
@@ -202,8 +204,9 @@ def moved_event(job: Job) -> JobQueued | JobEnd:
 
 def encode_event(event: JobEvent) -> str:
     """An event as a store keeps it: compact JSON without null fields (the keys the log
-    has always held, which the previous version's readers expect)."""
-    return event.model_dump_json(exclude_none=True)
+    has always held, which the previous version's readers expect). The adapter's own
+    serializer: what `model_dump_json` does, in half the time (it runs per event)."""
+    return _ENCODE(event, exclude_none=True).decode()
 
 
 def decode_event(text: str | bytes) -> JobEvent:
