@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.generation.helpers import WAIT, generation_state, pixels
+from tests.generation.helpers import WAIT, generation_state, pixels, sse_events
 from tests.support.servers import ServerProcess, start_server
 
 
@@ -81,3 +81,17 @@ def test_batch_respects_the_image_limit(server, client) -> None:
     assert [r["batch_size"] for r in results] == [3, 3]  # images: each call made three
     assert [len(r["images"]) for r in results] == [3, 3]
     assert generation_state(api)["queue"]["pending"] == 0
+
+
+def test_batch_size_counts_images_and_batch_requests_requests(server, client) -> None:
+    """`num_images: 2` alone is one request making two images: the stream's `started` and
+    the result say so, as does the last call in the health."""
+    body = {"prompt": "twins", "seed": 5, "steps": 2, "num_images": 2}
+    with client.stream("POST", "/api/generate/stream", json=body) as response:
+        assert response.status_code == 200
+        events = dict(sse_events(response))
+    assert events["started"] == {"type": "started", "batch_size": 2, "batch_requests": 1}
+    result = events["result"]["result"]
+    assert (result["batch_size"], result["batch_requests"], len(result["images"])) == (2, 1, 2)
+    last_call = generation_state(client)["queue"]["last_call"]
+    assert (last_call["batch_size"], last_call["batch_requests"]) == (2, 1)
