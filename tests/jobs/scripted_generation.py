@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import httpx
+from starlette.requests import Request
 
 from easel.core.asgi_transport import StreamingASGITransport
 
@@ -37,13 +38,7 @@ class ScriptedGeneration:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "http" and scope["path"] == "/api/generate/stream"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        prompt = json.loads(body)["prompt"]
+        prompt = json.loads(await Request(scope, receive).body())["prompt"]
         self.asked.append(prompt)
         chunks = self.scripts[prompt].pop(0)
         headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
