@@ -43,15 +43,13 @@ from rich.table import Table
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from easel.core.asgi_transport import StreamingASGITransport
-from easel.core.events import EventType
+from easel.core.events import JobEvent, is_terminal
 from easel.jobs.manager import JobLimits, JobManager
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.results import ResultFiles
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
 from easel.jobs.worker import Worker, WorkerConfig
-
-TERMINAL_EVENTS = {str(event) for event in EventType if event.is_terminal}
 
 
 def noop_generation() -> ASGIApp:
@@ -120,8 +118,8 @@ def start_worker(
     """One worker with the no-op generation service, telling `on_end` of each ended job
     (through the hook webhooks use: learning the end costs the store nothing)."""
 
-    async def notify(job: Job, event: dict[str, Any]) -> None:
-        if event["type"] in TERMINAL_EVENTS:
+    async def notify(job: Job, event: JobEvent) -> None:
+        if is_terminal(event):
             on_end()
 
     generation = httpx.AsyncClient(

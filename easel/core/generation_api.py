@@ -92,6 +92,10 @@ class GenerationResult(BaseModel):
     height: int
     steps: int
     guidance_scale: float
-    batch_size: int = Field(description="Requests that shared the pipeline call.")
+    batch_size: int = Field(
+        description="Images the pipeline call generated (its batch dimension), this"
+        " request's and those of the requests that shared the call."
+    )
+    batch_requests: int = Field(description="Requests that shared the pipeline call.")
     timings: Timings
     warnings: list[str] = Field(default_factory=list)

@@ -18,7 +18,7 @@ from easel.core.app import create_service_app
 from easel.core.body import parse_body
 from easel.core.container import container_of, install_container
 from easel.core.errors import EaselError, NotFound, error_body
-from easel.core.events import Cancelled, Event, Failed, Succeeded, sse_fields
+from easel.core.events import Cancelled, Failed, GenerationEvent, Succeeded, sse_fields
 from easel.core.generation_api import GenerationRequest, GenerationResult
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
@@ -83,7 +83,7 @@ async def generate(request: Request, container: Container) -> GenerationResult:
         watcher.cancel()
 
 
-def _terminal_event(exc: EaselError) -> Event:
+def _terminal_event(exc: EaselError) -> GenerationEvent:
     if exc.code == "cancelled":
         return Cancelled(reason=exc.message)
     return Failed(error=error_body(exc.code, exc.message, exc.details)["error"], status=exc.status)
@@ -96,7 +96,8 @@ def _terminal_event(exc: EaselError) -> Event:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def generate_stream(request: Request, container: Container) -> EventSourceResponse:
-    """Server-sent events: `queued` (position, request_id), `started`, `progress` (step,
+    """Server-sent events: `queued` (position, request_id), `started` (batch_size: images
+    the pipeline call generates; batch_requests: requests sharing it), `progress` (step,
     total, optional preview), then `result`, `error` or `cancelled`. Closing the stream
     cancels the request. Invalid requests are refused before the stream opens."""
     submission = await _submit(request, container, listening=True)
@@ -109,7 +110,7 @@ async def generate_stream(request: Request, container: Container) -> EventSource
                 yield sse_fields(event, count)
             try:
                 result = await container.service.result(submission)
-                final: Event = Succeeded(result=result.model_dump(mode="json"))
+                final: GenerationEvent = Succeeded(result=result.model_dump(mode="json"))
             except EaselError as exc:
                 final = _terminal_event(exc)
             yield sse_fields(final, count + 1)

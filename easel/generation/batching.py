@@ -23,7 +23,7 @@ from enum import StrEnum
 from PIL import Image
 
 from easel.core.errors import EaselError, ServiceUnavailable, TooManyRequests
-from easel.core.events import Event, Progress, Queued, Started
+from easel.core.events import GenerationEvent, Progress, Queued, Started
 from easel.generation.engines.base import CallKey, Engine, EngineCall, EngineItem
 from easel.generation.metrics import GenerationMetrics
 
@@ -43,7 +43,8 @@ class Outcome:
     images: list[Image.Image] | None = None
     error: EaselError | None = None
     cancelled: bool = False
-    batch_size: int = 1
+    batch_size: int = 1  # images the pipeline call generated (its batch dimension)
+    batch_requests: int = 1  # requests that shared it
     queue_wait_s: float = 0.0
     inference_s: float = 0.0
 
@@ -60,12 +61,12 @@ class Ticket:
     state: TicketState = TicketState.WAITING
     cancelled: bool = False
     started_at: float | None = None
-    events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    events: asyncio.Queue[GenerationEvent | None] = field(default_factory=asyncio.Queue)
     outcome: asyncio.Future[Outcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: GenerationEvent) -> None:
         if self.listening and self.state is not TicketState.DONE:
             self.events.put_nowait(event)
 
@@ -210,9 +211,10 @@ class Batcher:
 
     async def _run_call(self, batch: list[Ticket]) -> None:
         started = self.clock()
+        size, requests = _images(batch), len(batch)
         for ticket in batch:
             ticket.state, ticket.started_at = TicketState.RUNNING, started
-            ticket.emit(Started(batch_size=len(batch)))
+            ticket.emit(Started(batch_size=size, batch_requests=requests))
         self._running = batch
         self._announce_positions()
 
@@ -252,7 +254,8 @@ class Batcher:
             self.last_error = None
             outcome = "interrupted" if output.interrupted else "ok"
             self.last_call = {
-                "batch_size": len(batch),
+                "batch_size": size,
+                "batch_requests": requests,
                 "steps_run": output.steps_run,
                 "steps": call.key.steps,
                 "interrupted": output.interrupted,
@@ -263,7 +266,8 @@ class Batcher:
                     ticket,
                     Outcome(
                         images=images,
-                        batch_size=len(batch),
+                        batch_size=size,
+                        batch_requests=requests,
                         queue_wait_s=started - ticket.enqueued_at,
                         inference_s=elapsed,
                     ),
@@ -283,20 +287,29 @@ class Batcher:
             self.metrics.queue_wait.observe(started - ticket.enqueued_at)
 
     def _fail(self, batch: list[Ticket], error: EaselError, started: float) -> None:
+        size, requests = _images(batch), len(batch)
         for ticket in batch:
+            wait = started - ticket.enqueued_at
             self._finish(
                 ticket,
-                Outcome(
-                    error=error, batch_size=len(batch), queue_wait_s=started - ticket.enqueued_at
-                ),
+                Outcome(error=error, batch_size=size, batch_requests=requests, queue_wait_s=wait),
             )
 
     def _finish(self, ticket: Ticket, outcome: Outcome) -> None:
         if ticket.state is TicketState.DONE:
             return
         if ticket.cancelled and not outcome.cancelled:
-            outcome = Outcome(cancelled=True, batch_size=outcome.batch_size)
+            outcome = Outcome(
+                cancelled=True,
+                batch_size=outcome.batch_size,
+                batch_requests=outcome.batch_requests,
+            )
         ticket.state = TicketState.DONE
         self._by_id.pop(ticket.id, None)
         ticket.events.put_nowait(None)
         ticket.outcome.set_result(outcome)
+
+
+def _images(batch: list[Ticket]) -> int:
+    """The images one pipeline call for `batch` generates: its batch dimension."""
+    return sum(ticket.item.num_images for ticket in batch)

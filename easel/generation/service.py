@@ -171,6 +171,7 @@ class GenerationService:
             steps=key.steps,
             guidance_scale=key.guidance_scale,
             batch_size=outcome.batch_size,
+            batch_requests=outcome.batch_requests,
             timings=Timings(
                 queue_wait_ms=round(outcome.queue_wait_s * 1000, 2),
                 inference_ms=round(outcome.inference_s * 1000, 2),

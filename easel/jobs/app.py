@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from easel.core.app import create_service_app
 from easel.core.body import read_fields
 from easel.core.clients import ClientOpener
 from easel.core.container import container_of, install_container
+from easel.core.events import job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
@@ -101,7 +101,7 @@ async def events(
 
     async def fields() -> AsyncIterator[dict[str, str]]:
         async for event_id, event in container.manager.events(task_id, after=last_event_id):
-            yield {"id": str(event_id), "event": str(event["type"]), "data": json.dumps(event)}
+            yield job_sse_fields(event, event_id)
 
     return EventSourceResponse(fields(), ping=15)
 

@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from easel.core.body import validate_fields
 from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
-from easel.core.events import EventType
+from easel.core.events import JobEvent, JobSucceeded, is_terminal
 from easel.core.generation_api import GenerationRequest
 from easel.jobs.models import Job, JobStatus, WebhookSpec
 from easel.jobs.results import ResultFiles
-from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull
+from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull, moved_event
 from easel.jobs.webhooks import Webhooks
 
 
@@ -71,9 +71,6 @@ class JobView(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobView]
     next_cursor: str | None
-
-
-_TERMINAL_TYPES = {str(t) for t in EventType if t.is_terminal}
 
 
 class JobFailed(EaselError):
@@ -220,24 +217,25 @@ class JobManager:
         assert job is not None
         if before.status is JobStatus.QUEUED and job.status is JobStatus.CANCELLED:
             # Nobody runs it, so the manager writes its last event (and calls its webhook).
-            event = {"type": EventType.CANCELLED, "status": "cancelled"}
+            event = moved_event(job)
             await self.store.append(job_id, event)
             if self.webhooks is not None:
                 await self.webhooks.notify(job, event)
         return await self.view(job)
 
     # ---- events ------------------------------------------------------------------------
-    async def events(self, job_id: str, *, after: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-        """The job's event log from `after`, live until its terminal event."""
+    async def events(self, job_id: str, *, after: int) -> AsyncIterator[tuple[int, JobEvent]]:
+        """The job's event log from `after`, live until its terminal event; the result's
+        images with their data."""
         await self._job(job_id)
         while True:
             for event_id, event in await self.store.read(job_id, after=after):
                 after = event_id
-                if event.get("type") == EventType.RESULT and "result" in event:
-                    event = {**event, "result": await run_in_threadpool(
-                        self._with_images, event["result"])}  # fmt: skip
+                if isinstance(event, JobSucceeded):
+                    result = await run_in_threadpool(self._with_images, event.result)
+                    event = event.model_copy(update={"result": result})
                 yield event_id, event
-                if event.get("type") in _TERMINAL_TYPES:
+                if is_terminal(event):
                     return
             job = await self.store.get(job_id)
             if job is None:

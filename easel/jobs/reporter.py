@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from easel.jobs.models import Job, JobStatus
-from easel.jobs.store.base import Ending, JobStore
+from easel.core.events import JobEnd, JobEvent
+from easel.jobs.models import Job
+from easel.jobs.store.base import Ending, JobStore, ending_of
 
 # Told of each event appended to a job's log (webhooks); must return at once.
-Notify = Callable[[Job, dict[str, Any]], Awaitable[None]]
+Notify = Callable[[Job, JobEvent], Awaitable[None]]
 
 
 class JobReporter:
@@ -30,13 +30,13 @@ class JobReporter:
         self.job = job
         self.worker_id = worker_id
         self.notify = notify
-        self._events: list[dict[str, Any]] = []
+        self._events: list[JobEvent] = []
         self._progress: tuple[int, int] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self.next_job: Job | None = None  # claimed by `finish(claim_next=True)`
 
-    def add(self, event: dict[str, Any], *, progress: tuple[int, int] | None = None) -> None:
+    def add(self, event: JobEvent, *, progress: tuple[int, int] | None = None) -> None:
         """Queue `event` (and the job's `progress`, step and total) for the store. Raises
         the store's error if the last write failed, as a direct write would have."""
         if self._writer is not None and self._writer.done():
@@ -57,7 +57,7 @@ class JobReporter:
             )
             await self._notify(events, owned=owned)
 
-    async def _settle(self) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    async def _settle(self) -> tuple[list[JobEvent], tuple[int, int] | None]:
         """Let the write in flight land; take what gathered behind it."""
         self._closing = True
         writer, self._writer = self._writer, None
@@ -79,23 +79,14 @@ class JobReporter:
             )
             await self._notify(events, owned=owned)
 
-    async def finish(
-        self,
-        event: dict[str, Any],
-        *,
-        status: JobStatus,
-        now: float,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        claim_next: bool = False,
-    ) -> bool:
-        """End the job, with the events still gathered logged before `event`; False when
-        the worker no longer owns it (nothing written). With `claim_next`, the worker's
-        next job is claimed in the same step and left in `next_job`."""
+    async def finish(self, event: JobEnd, *, now: float, claim_next: bool = False) -> bool:
+        """End the job as the terminal `event` says (its status, result or error), with
+        the events still gathered logged before it; False when the worker no longer owns
+        it (nothing written). With `claim_next`, the worker's next job is claimed in the
+        same step and left in `next_job`."""
         gathered, progress = await self._settle()
-        events = [*gathered, event]
-        ending: Ending = {"status": status, "now": now, "result": result, "error": error,
-                          "events": events, "progress": progress}  # fmt: skip
+        events: list[JobEvent] = [*gathered, event]
+        ending: Ending = {**ending_of(event, now=now), "events": events, "progress": progress}
         if claim_next:
             owned, self.next_job = await self.store.finish_and_claim(
                 self.job.id, self.worker_id, **ending
@@ -110,7 +101,7 @@ class JobReporter:
         if self._writer is not None:
             self._writer.cancel()
 
-    async def _notify(self, events: list[dict[str, Any]], *, owned: bool) -> None:
+    async def _notify(self, events: list[JobEvent], *, owned: bool) -> None:
         if owned and self.notify is not None:
             for event in events:
                 await self.notify(self.job, event)

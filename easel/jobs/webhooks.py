@@ -34,15 +34,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from easel.core.errors import InvalidInput
-from easel.core.events import EventType
-from easel.jobs.models import Job, WebhookSpec
+from easel.core.events import EventType, JobEvent, job_event_data
+from easel.jobs.models import Job, WebhookEvent, WebhookSpec
 
 log = logging.getLogger("easel.jobs.webhooks")
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 RESOLVE_TIMEOUT_S = 5.0
 # Job event type -> webhook event name (what `webhook.events` filters on).
-EVENT_NAMES: dict[str, str] = {
+EVENT_NAMES: dict[EventType, WebhookEvent] = {
     EventType.STARTED: "started",
     EventType.PROGRESS: "progress",
     EventType.RESULT: "done",
@@ -147,10 +147,10 @@ async def check_webhook_url(url: str, *, allow_private: bool) -> None:
 
 
 # ---- delivery -------------------------------------------------------------------------
-def message(job: Job, event: dict[str, Any], *, now: float) -> dict[str, Any]:
+def message(job: Job, event: JobEvent, *, now: float) -> dict[str, Any]:
     """The JSON body for one job event: images by reference only (sha256), no previews."""
-    name = EVENT_NAMES[str(event["type"])]
-    data = {k: v for k, v in event.items() if k not in ("type", "preview")}
+    name = EVENT_NAMES[event.type]
+    data = job_event_data(event, exclude={"type", "preview"})
     data.setdefault("status", "running")
     return {
         "type": f"job.{name}",
@@ -189,7 +189,7 @@ class WebhookSender:
         self.clock = clock
         self.sleep = sleep
 
-    async def deliver(self, job: Job, event: dict[str, Any]) -> bool:
+    async def deliver(self, job: Job, event: JobEvent) -> bool:
         """Send one event of `job` to its webhook; True once the receiver answered 2xx."""
         if job.webhook is None:
             return False
@@ -254,9 +254,9 @@ class Webhooks:
             )
         await check_webhook_url(spec.url, allow_private=self.allow_private)
 
-    async def notify(self, job: Job, event: dict[str, Any]) -> None:
+    async def notify(self, job: Job, event: JobEvent) -> None:
         """Schedule delivery of `event` when the job's webhook asks for it; never waits."""
-        name = EVENT_NAMES.get(str(event.get("type")))
+        name = EVENT_NAMES.get(event.type)
         if self.sender is None or job.webhook is None or name not in job.webhook.events:
             return
         task = asyncio.create_task(self._deliver(self.sender, job, event))
@@ -264,7 +264,7 @@ class Webhooks:
         task.add_done_callback(self.pending.discard)
 
     @staticmethod
-    async def _deliver(sender: WebhookSender, job: Job, event: dict[str, Any]) -> bool:
+    async def _deliver(sender: WebhookSender, job: Job, event: JobEvent) -> bool:
         try:
             return await sender.deliver(job, event)
         except Exception:  # a bug here must not vanish into an unawaited task

@@ -21,14 +21,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from easel.core.events import EventType
-from easel.core.sse import iter_sse
-from easel.jobs.models import Job, JobStatus
+from easel.core.events import (
+    GENERATION_EVENT_ADAPTER,
+    Cancelled,
+    ErrorBody,
+    Failed,
+    GenerationEvent,
+    GenerationQueued,
+    GenerationStarted,
+    JobCancelled,
+    JobEnd,
+    JobEvent,
+    JobFailed,
+    JobSucceeded,
+    Progress,
+    Queued,
+    Started,
+    Succeeded,
+)
+from easel.jobs.models import Job
 from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
-from easel.jobs.store.base import JobStore, started_event
+from easel.jobs.store.base import JobStore, moved_event, started_event
 
 log = logging.getLogger("easel.jobs.worker")
 
@@ -155,8 +173,8 @@ class Worker:
             relay.cancel()  # closes the stream: the generation service stops the call
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await relay
-            await self._finish(report, JobStatus.FAILED, error={
-                "code": "timeout", "message": f"the job ran past {job.timeout_s:g} s"})  # fmt: skip
+            late = {"code": "timeout", "message": f"the job ran past {job.timeout_s:g} s"}
+            await self._finish(report, JobFailed(error=late))
             return
         finally:
             watch.cancel()
@@ -166,7 +184,7 @@ class Worker:
                 await relay
             reason = watch.result() if watch.done() and not watch.cancelled() else None
             if reason == "cancel":
-                await self._finish(report, JobStatus.CANCELLED)
+                await self._finish(report, JobCancelled())
             return
         try:
             relay.result()
@@ -174,8 +192,8 @@ class Worker:
             await self._retry(report, {"code": "upstream_failed", "message": str(exc)})
         except Exception as exc:
             log.exception("job %s failed", job.id)
-            await self._finish(report, JobStatus.FAILED, error={
-                "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            broke = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            await self._finish(report, JobFailed(error=broke))
 
     async def _watch(self, job: Job) -> str:
         """Heartbeat; return "cancel" or "lost" when the job must stop."""
@@ -200,8 +218,10 @@ class Worker:
                 if response.status_code != 200:
                     await self._refused(report, response)
                     return
-                async for name, data in iter_sse(response):
-                    if await self._on_event(report, name, data):
+                async for sse in EventSource(response).aiter_sse():
+                    # An event without data is not dispatched (the SSE rule; httpx-sse
+                    # yields one for a block holding only `id:` or `retry:`).
+                    if sse.data and await self._on_event(report, _parse(sse.data)):
                         return
         except httpx.HTTPError as exc:
             raise _Transient(f"generation service unreachable or broke off: {exc!r}") from exc
@@ -213,34 +233,30 @@ class Worker:
             error = dict(json.loads(body)["error"])
         except (ValueError, KeyError, TypeError):
             error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
-        if response.status_code >= 500 or response.status_code == 429:
+        if _worth_retrying(response.status_code):
             raise _Transient(f"generation answered {response.status_code}: {error}")
         error["status"] = response.status_code
-        await self._finish(report, JobStatus.FAILED, error=error)
+        await self._finish(report, JobFailed(error=error))
 
-    async def _on_event(self, report: JobReporter, name: str, data: dict[str, Any]) -> bool:
-        """Record one generation event; True once the job has ended."""
-        if name == EventType.PROGRESS:
-            step, total = int(data["step"]), int(data["total"])
-            event = {"type": name, "step": step, "total": total,
-                     **({"preview": data["preview"]} if data.get("preview") else {})}  # fmt: skip
-            report.add(event, progress=(step, total))
-        elif name in (EventType.QUEUED, EventType.STARTED):
-            # The generation service's own queue: named apart from the job's queue.
-            report.add({**data, "type": "generation_" + name})
-        elif name == EventType.RESULT:
-            result = await run_in_threadpool(self._store_images, data["result"])
-            await self._finish(report, JobStatus.DONE, result=result)
-            return True
-        elif name == EventType.ERROR:
-            status = int(data.get("status", 500))
-            if status >= 500 or status == 429:
-                raise _Transient(f"generation failed: {data.get('error')}")
-            await self._finish(report, JobStatus.FAILED, error={**data["error"], "status": status})
-            return True
-        elif name == EventType.CANCELLED:
-            await self._finish(report, JobStatus.CANCELLED)
-            return True
+    async def _on_event(self, report: JobReporter, event: GenerationEvent) -> bool:
+        """Record one generation event in the job's log; True once the job has ended."""
+        match event:
+            case Progress(step=step, total=total):
+                report.add(event, progress=(step, total))
+            case Queued() | Started():  # the generation service's own queue, named apart
+                report.add(_relayed(event))
+            case Succeeded(result=result):
+                stored = await run_in_threadpool(self._store_images, result)
+                await self._finish(report, JobSucceeded(result=stored))
+                return True
+            case Failed(error=error, status=status):
+                if _worth_retrying(status):
+                    raise _Transient(f"generation failed: {error}")
+                await self._finish(report, JobFailed(error={**error, "status": status}))
+                return True
+            case Cancelled():
+                await self._finish(report, JobCancelled())
+                return True
         return False
 
     def _store_images(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -251,32 +267,13 @@ class Worker:
         return {**result, "images": images}
 
     # ---- endings -----------------------------------------------------------------------
-    async def _finish(
-        self,
-        report: JobReporter,
-        status: JobStatus,
-        *,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        event: dict[str, Any] = {"type": _TERMINAL_EVENT[status], "status": status}
-        if result is not None:
-            event["result"] = result
-        if error is not None:
-            event["error"] = error
+    async def _finish(self, report: JobReporter, event: JobEnd) -> None:
         # A worker that goes on claims its next job in the same step as this finish.
-        owned = await report.finish(
-            event,
-            status=status,
-            now=self.clock(),
-            result=result,
-            error=error,
-            claim_next=not self.stopping,
-        )
+        owned = await report.finish(event, now=self.clock(), claim_next=not self.stopping)
         if not owned:
             log.warning("job %s was taken from this worker; its outcome is dropped", report.job.id)
 
-    async def _retry(self, report: JobReporter, error: dict[str, Any]) -> None:
+    async def _retry(self, report: JobReporter, error: ErrorBody) -> None:
         await report.flush()  # this attempt's events come before the requeue's
         job, now = report.job, self.clock()
         backoff = self.config.retry_backoff_s * 2 ** max(0, job.attempts - 1)
@@ -284,9 +281,9 @@ class Worker:
             job.id, self.worker_id, now=now, not_before=now + backoff, error=error
         )
         if after is not None:
-            await self._event(job, _status_event(after))
+            await self._event(job, moved_event(after))
 
-    async def _event(self, job: Job, event: dict[str, Any]) -> None:
+    async def _event(self, job: Job, event: JobEvent) -> None:
         await self.store.append(job.id, event)
         if self.notify is not None:
             await self.notify(job, event)
@@ -298,24 +295,27 @@ async def recover_stale(
     """Requeue (or end) jobs whose worker stopped heartbeating, and say so in their logs."""
     for job in await store.recover(now=now, visibility_timeout=visibility_timeout):
         log.warning("job %s lost its worker: now %s", job.id, job.status)
-        event = _status_event(job)
+        event = moved_event(job)
         await store.append(job.id, event)
         if notify is not None:
             await notify(job, event)
 
 
-_TERMINAL_EVENT = {
-    JobStatus.DONE: EventType.RESULT,
-    JobStatus.FAILED: EventType.ERROR,
-    JobStatus.CANCELLED: EventType.CANCELLED,
-}
+def _parse(data: str) -> GenerationEvent:
+    try:
+        return GENERATION_EVENT_ADAPTER.validate_json(data)
+    except ValidationError as exc:  # a broken or foreign stream: another attempt may do
+        raise _Transient(
+            f"the generation stream sent what is not an event: {data[:200]!r}"
+        ) from exc
 
 
-def _status_event(job: Job) -> dict[str, Any]:
-    """The event for a job the store moved on its own (requeued, failed, cancelled)."""
-    if job.status is JobStatus.QUEUED:
-        return {"type": EventType.QUEUED, "status": "queued", "retry": True, "error": job.error}
-    event: dict[str, Any] = {"type": _TERMINAL_EVENT[job.status], "status": job.status}
-    if job.error is not None and job.status is JobStatus.FAILED:
-        event["error"] = job.error
-    return event
+def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
+    """The generation service's `queued`/`started` as the job's log names them."""
+    if isinstance(event, Queued):
+        return GenerationQueued(position=event.position, request_id=event.request_id)
+    return GenerationStarted(batch_size=event.batch_size, batch_requests=event.batch_requests)
+
+
+def _worth_retrying(status: int) -> bool:
+    return status >= 500 or status == 429

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import redis.asyncio
 
+from easel.core.events import JobQueued
 from easel.jobs.models import JobStatus
 from easel.jobs.store.redis import RedisJobStore
 from tests.jobs.test_store_conformance import NOW, new_job, submit
@@ -103,7 +104,7 @@ async def test_a_job_made_ready_by_a_clock_ahead_waits_for_ours(connect) -> None
 async def test_sweep_leaves_no_trace_and_frees_the_idempotency_key(connect, redis_url) -> None:
     store = await connect()
     job = await store.submit(new_job(idempotency_key="k", request_hash="h1"), max_queued=10)
-    await store.append(job.id, {"type": "queued"})
+    await store.append(job.id, JobQueued())
     await store.claim("w", now=NOW)
     await store.finish(job.id, "w", status=JobStatus.DONE, now=NOW)
     assert [gone.id for gone in await store.sweep(older_than=NOW + 1)] == [job.id]
@@ -127,14 +128,14 @@ async def test_a_store_outlives_a_server_restart(connect, start_redis, tmp_path)
     server = start_redis("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path))
     store = await connect(url=server.url)
     jobs = await submit(store, 3)
-    await store.append(jobs[0].id, {"type": "queued"})
+    await store.append(jobs[0].id, JobQueued())
     assert (await store.claim("w", now=NOW)).id == jobs[0].id
 
     server.stop()
     server.start()  # same port, data read back from the append-only file
 
     assert (await store.get(jobs[0].id)).status is JobStatus.RUNNING
-    assert [event["type"] for _, event in await store.read(jobs[0].id, after=0)] == [
+    assert [event.type for _, event in await store.read(jobs[0].id, after=0)] == [
         "queued",  # the submit's
         "queued",  # appended by the test
         "started",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from easel.core.events import GenerationStarted, JobEvent, JobSucceeded, Progress
 from easel.jobs.models import JobStatus
 from easel.jobs.reporter import JobReporter
 from tests.jobs.test_store_conformance import NOW, submit
@@ -16,14 +17,18 @@ from tests.jobs.test_store_conformance import NOW, submit
 WORKER = "w1"
 
 
-def step(n: int) -> dict[str, Any]:
-    return {"type": "progress", "step": n, "total": 4}
+def step(n: int) -> Progress:
+    return Progress(step=n, total=4)
+
+
+NOTE = GenerationStarted()  # an event without progress
+DONE = JobSucceeded(result={})
 
 
 @dataclass
 class Write:
     name: str
-    events: list[dict[str, Any]]
+    events: list[JobEvent]
     progress: tuple[int, int] | None
     owned: bool | None = None  # the store's answer, once it landed
     cancelled: bool = False
@@ -78,16 +83,16 @@ class Running:
     store: Any
     spy: SpyStore
     reporter: JobReporter
-    notified: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+    notified: list[tuple[JobEvent, list[JobEvent]]]
 
-    async def log(self) -> list[dict[str, Any]]:
+    async def log(self) -> list[JobEvent]:
         """The job's events after the submit's `queued` and the claim's `started`."""
         return [event for _, event in await self.store.read(self.reporter.job.id, after=2)]
 
-    def sent(self) -> list[tuple[str, list[dict[str, Any]], tuple[int, int] | None]]:
+    def sent(self) -> list[tuple[str, list[JobEvent], tuple[int, int] | None]]:
         return [(w.name, w.events, w.progress) for w in self.spy.writes]
 
-    def told(self) -> list[dict[str, Any]]:
+    def told(self) -> list[JobEvent]:
         return [event for event, _ in self.notified]
 
 
@@ -96,7 +101,7 @@ async def running(store):
     await submit(store)
     job = await store.claim(WORKER, now=NOW)
     spy = SpyStore(store)
-    notified: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    notified: list[tuple[JobEvent, list[JobEvent]]] = []
 
     async def notify(job, event):  # records each event with the log as it stood then
         notified.append((event, [e for _, e in await store.read(job.id, after=0)]))
@@ -127,16 +132,16 @@ async def test_events_behind_a_write_in_flight_go_as_one_report(running) -> None
     await running.spy.until(lambda: running.spy.writes)
     running.reporter.add(step(2), progress=(2, 4))
     running.reporter.add(step(3), progress=(3, 4))
-    running.reporter.add({"type": "note"})  # no progress: the latest one stands
+    running.reporter.add(NOTE)  # no progress: the latest one stands
     running.spy.hold.set()
     await running.spy.until(lambda: len(running.notified) == 4)
     assert running.sent() == [
         ("report", [step(1)], (1, 4)),
-        ("report", [step(2), step(3), {"type": "note"}], (3, 4)),
+        ("report", [step(2), step(3), NOTE], (3, 4)),
     ]
     job = await running.store.get(running.reporter.job.id)
     assert (job.progress_step, job.progress_total) == (3, 4)
-    assert await running.log() == [step(1), step(2), step(3), {"type": "note"}]
+    assert await running.log() == [step(1), step(2), step(3), NOTE]
     assert running.told() == await running.log()
 
 
@@ -149,10 +154,8 @@ async def test_finish_carries_what_is_still_gathered(running) -> None:
     await running.spy.until(lambda: running.spy.writes)
     running.reporter.add(step(2), progress=(2, 4))
     running.reporter.add(step(3), progress=(3, 4))
-    done = {"type": "done", "result": {"images": []}}
-    finishing = asyncio.create_task(
-        running.reporter.finish(done, status=JobStatus.DONE, now=NOW + 1, result={"images": []})
-    )
+    done = JobSucceeded(result={"images": []})
+    finishing = asyncio.create_task(running.reporter.finish(done, now=NOW + 1))
     running.spy.hold.set()
     assert await finishing is True
     assert running.sent() == [
@@ -172,7 +175,7 @@ async def test_flush_writes_everything_and_waits(running) -> None:
     running.spy.hold = asyncio.Event()
     running.reporter.add(step(1), progress=(1, 4))
     await running.spy.until(lambda: running.spy.writes)
-    running.reporter.add({"type": "note"}, progress=(2, 4))
+    running.reporter.add(NOTE, progress=(2, 4))
     flushing = asyncio.create_task(running.reporter.flush())
     for _ in range(5):
         await asyncio.sleep(0)
@@ -181,10 +184,10 @@ async def test_flush_writes_everything_and_waits(running) -> None:
     await flushing
     assert running.sent() == [
         ("report", [step(1)], (1, 4)),
-        ("report", [{"type": "note"}], (2, 4)),
+        ("report", [NOTE], (2, 4)),
     ]
-    assert await running.log() == [step(1), {"type": "note"}]
-    assert running.told() == [step(1), {"type": "note"}]
+    assert await running.log() == [step(1), NOTE]
+    assert running.told() == [step(1), NOTE]
     job = await running.store.get(running.reporter.job.id)
     assert (job.progress_step, job.progress_total) == (2, 4)
 
@@ -216,8 +219,8 @@ async def test_a_worker_that_lost_the_job_writes_nothing(running, taken) -> None
     running.reporter.add(step(1), progress=(1, 4))
     await running.reporter.flush()
     assert [w.owned for w in running.spy.writes] == [False]
-    gone = {"type": "done"}
-    assert await running.reporter.finish(gone, status=JobStatus.DONE, now=NOW + 101) is False
+    gone = JobSucceeded(result={})
+    assert await running.reporter.finish(gone, now=NOW + 101) is False
     log = await running.log()
     assert step(1) not in log and gone not in log
     assert running.notified == []
@@ -246,15 +249,13 @@ async def test_a_failed_write_is_raised_to_finish_once(running) -> None:
     running.reporter.add(step(1), progress=(1, 4))
     await running.spy.until(lambda: running.spy.writes)
     running.reporter.add(step(2), progress=(2, 4))
-    finishing = asyncio.create_task(
-        running.reporter.finish({"type": "done"}, status=JobStatus.DONE, now=NOW + 1)
-    )
+    finishing = asyncio.create_task(running.reporter.finish(DONE, now=NOW + 1))
     running.spy.hold.set()
     with pytest.raises(ConnectionError, match="store down"):
         await finishing
-    assert await running.reporter.finish({"type": "done"}, status=JobStatus.DONE, now=NOW + 1)
-    assert running.sent()[1:] == [("finish", [step(2), {"type": "done"}], (2, 4))]
-    assert await running.log() == [step(2), {"type": "done"}]
+    assert await running.reporter.finish(DONE, now=NOW + 1)
+    assert running.sent()[1:] == [("finish", [step(2), DONE], (2, 4))]
+    assert await running.log() == [step(2), DONE]
 
 
 async def test_close_cancels_a_write_in_flight(running) -> None:

@@ -7,6 +7,14 @@ import uuid
 
 import pytest
 
+from easel.core.events import (
+    GenerationQueued,
+    GenerationStarted,
+    JobCancelled,
+    JobStarted,
+    JobSucceeded,
+    Progress,
+)
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.store.base import QUEUED_EVENT, IdempotencyConflict, QueueFull, started_event
 
@@ -98,7 +106,7 @@ async def test_heartbeat_and_ownership(store) -> None:
     stored = await store.get(job.id)
     assert (stored.progress_step, stored.progress_total) == (2, 4)
     # Events alone leave the progress as it was.
-    assert await store.report(job.id, "w1", events=[{"type": "note"}])
+    assert await store.report(job.id, "w1", events=[GenerationQueued(position=0)])
     stored = await store.get(job.id)
     assert (stored.progress_step, stored.progress_total) == (2, 4)
 
@@ -124,19 +132,19 @@ async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
     claimed = await store.claim("w1", now=NOW)
     assert claimed.attempts == 1
     assert await store.read(job.id, after=1) == [(2, started_event(claimed))]
-    assert not await store.report(job.id, "w2", events=[{"type": "progress"}], progress=(1, 2))
-    gathered = [{"type": "generation_started"}, {"type": "progress", "step": 1}]
+    assert not await store.report(job.id, "w2", events=[Progress(step=1, total=2)], progress=(1, 2))
+    gathered = [GenerationStarted(), Progress(step=1, total=2)]
     assert await store.report(job.id, "w1", events=gathered, progress=(1, 2))
     assert not await store.finish(
-        job.id, "w2", status=JobStatus.DONE, now=NOW, events=[{"type": "stolen"}]
+        job.id, "w2", status=JobStatus.DONE, now=NOW, events=[JobCancelled()]
     )
-    ending = [{"type": "progress", "step": 2}, {"type": "result"}]
+    ending = [Progress(step=2, total=2), JobSucceeded(result={})]
     assert await store.finish(job.id, "w1", status=JobStatus.DONE, now=NOW, events=ending)
     assert await store.read(job.id, after=2) == [
-        (3, {"type": "generation_started"}),
-        (4, {"type": "progress", "step": 1}),
-        (5, {"type": "progress", "step": 2}),
-        (6, {"type": "result"}),
+        (3, GenerationStarted()),
+        (4, Progress(step=1, total=2)),
+        (5, Progress(step=2, total=2)),
+        (6, JobSucceeded(result={})),
     ]
     # A second attempt logs its own start, numbered on.
     (again,) = await submit(store)
@@ -144,8 +152,8 @@ async def test_state_changes_log_their_events_in_the_same_step(store) -> None:
     await store.retry(again.id, "w1", now=NOW, not_before=NOW, error={"code": "x"})
     second = await store.claim("w1", now=NOW)
     assert [event for _, event in await store.read(again.id, after=1)] == [
-        {"type": "started", "attempt": 1},
-        {"type": "started", "attempt": 2},
+        JobStarted(attempt=1),
+        JobStarted(attempt=2),
     ] and second.attempts == 2
 
 
@@ -238,9 +246,10 @@ async def test_queue_full(store) -> None:
 
 async def test_event_log(store) -> None:
     (job,) = await submit(store)
-    ids = [await store.append(job.id, {"type": "progress", "step": i}) for i in range(1, 4)]
+    ids = [await store.append(job.id, Progress(step=i, total=3)) for i in range(1, 4)]
     assert ids == [2, 3, 4]  # after the submit's own `queued`
-    assert [e.get("step") for _, e in await store.read(job.id, after=0)] == [None, 1, 2, 3]
+    logged = [event for _, event in await store.read(job.id, after=0)]
+    assert [getattr(e, "step", None) for e in logged] == [None, 1, 2, 3]
     assert [i for i, _ in await store.read(job.id, after=3)] == [4]
     assert await store.read("unknown", after=0) == []
 
@@ -250,7 +259,7 @@ async def test_sweep_removes_old_terminal_jobs_and_their_events(store) -> None:
     for job, at in ((old, NOW), (recent, NOW + 100)):
         await store.claim("w", now=at)
         await store.finish(job.id, "w", status=JobStatus.DONE, now=at)
-    await store.append(old.id, {"type": "result"})
+    await store.append(old.id, JobSucceeded(result={}))
     gone = await store.sweep(older_than=NOW + 50)
     assert [job.id for job in gone] == [old.id]
     assert await store.get(old.id) is None and await store.read(old.id, after=0) == []
@@ -290,10 +299,11 @@ async def test_text_beyond_ascii_round_trips_and_guards_hold(store) -> None:
     claimed = await store.claim("wörker-ü", now=NOW)
     assert claimed.worker_id == "wörker-ü" and claimed.request == request
     assert await store.heartbeat(first.id, "wörker-ü", now=NOW + 1) is not None
-    assert await store.report(first.id, "wörker-ü", events=[{"type": "note", "text": "été"}])
+    note = GenerationQueued(position=0, request_id="été")
+    assert await store.report(first.id, "wörker-ü", events=[note])
     assert await store.finish(first.id, "wörker-ü", status=JobStatus.DONE, now=NOW + 2)
     assert (await store.get(first.id)).status is JobStatus.DONE
-    assert [e for _, e in await store.read(first.id, after=2)] == [{"type": "note", "text": "été"}]
+    assert [e for _, e in await store.read(first.id, after=2)] == [note]
     # The read-decide-write paths compare re-encoded fields with the stored text.
     (lost,) = await submit(store)
     await store.claim("wörker-ü", now=NOW)
@@ -307,13 +317,13 @@ async def test_finish_and_claim_hands_the_worker_its_next_job_in_one_step(store)
     first, second, third = await submit(store, 3)
     await store.claim("w1", now=NOW)
     owned, following = await store.finish_and_claim(
-        first.id, "w1", status=JobStatus.DONE, now=NOW + 1, events=[{"type": "result"}]
+        first.id, "w1", status=JobStatus.DONE, now=NOW + 1, events=[JobSucceeded(result={})]
     )
     assert owned and following.id == second.id
     assert following.status is JobStatus.RUNNING and following.worker_id == "w1"
     assert following.attempts == 1 and following.started_at == NOW + 1
     assert (await store.get(first.id)).status is JobStatus.DONE
-    assert [e for _, e in await store.read(first.id, after=2)] == [{"type": "result"}]
+    assert [e for _, e in await store.read(first.id, after=2)] == [JobSucceeded(result={})]
     assert [e for _, e in await store.read(second.id, after=1)] == [started_event(following)]
     # Not the owner: nothing written, but the worker is free and takes the next job.
     owned, taken = await store.finish_and_claim(

@@ -14,7 +14,13 @@ import pytest
 from pydantic import ValidationError
 
 from easel.core.errors import InvalidInput
-from easel.core.events import EventType
+from easel.core.events import (
+    JOB_EVENT_ADAPTER,
+    EventType,
+    JobQueued,
+    JobStarted,
+    Progress,
+)
 from easel.jobs.models import Job, WebhookSpec
 from easel.jobs.webhooks import (
     Webhooks,
@@ -123,18 +129,22 @@ def a_job(**webhook: Any) -> Job:
     )
 
 
-DONE = {
+DONE_FIELDS = {
     "type": EventType.RESULT,
     "status": "done",
     "result": {"seed": 1, "images": [{"sha256": "ab", "seed": 1}]},
 }
+DONE = JOB_EVENT_ADAPTER.validate_python(DONE_FIELDS)
 
 
 def test_message_carries_the_task_id_and_no_previews() -> None:
     done = message(a_job(), DONE, now=0)
     assert done["type"] == "job.done" and done["timestamp"].startswith("1970-01-01T00:00:00")
-    assert done["data"] == {"task_id": "job1", **{k: v for k, v in DONE.items() if k != "type"}}
-    progress = {"type": EventType.PROGRESS, "step": 1, "total": 2, "preview": "iVBOR..."}
+    assert done["data"] == {
+        "task_id": "job1",
+        **{k: v for k, v in DONE_FIELDS.items() if k != "type"},
+    }
+    progress = Progress(step=1, total=2, preview="iVBOR...")
     data = message(a_job(), progress, now=0)["data"]
     assert data == {"task_id": "job1", "status": "running", "step": 1, "total": 2}
 
@@ -201,15 +211,15 @@ async def test_delivery_checks_the_address_again() -> None:
 async def test_notify_follows_the_events_filter_and_needs_a_secret() -> None:
     receiver, sleeps = Receiver(), []
     webhooks = Webhooks(sender_for(receiver, sleeps), allow_private=False)
-    await webhooks.notify(a_job(), {"type": EventType.PROGRESS, "step": 1, "total": 2})
-    await webhooks.notify(a_job(), {"type": EventType.QUEUED, "status": "queued"})
-    await webhooks.notify(a_job(events=["progress"]), {"type": "progress", "step": 1, "total": 2})
+    await webhooks.notify(a_job(), Progress(step=1, total=2))
+    await webhooks.notify(a_job(), JobQueued())
+    await webhooks.notify(a_job(events=["progress"]), Progress(step=1, total=2))
     await webhooks.notify(a_job(), DONE)
     await webhooks.aclose()  # cancels: the tasks have not run yet
     webhooks = Webhooks(sender_for(receiver, sleeps), allow_private=False)
-    await webhooks.notify(a_job(events=["progress"]), {"type": "progress", "step": 1, "total": 2})
+    await webhooks.notify(a_job(events=["progress"]), Progress(step=1, total=2))
     await webhooks.notify(a_job(), DONE)
-    await webhooks.notify(a_job(), {"type": EventType.STARTED})  # not asked for
+    await webhooks.notify(a_job(), JobStarted(attempt=1))  # not asked for
     await asyncio.gather(*webhooks.pending)
     types = sorted(json.loads(r.content)["type"] for r in receiver.requests)
     assert types == ["job.done", "job.progress"]

@@ -83,7 +83,7 @@ async def test_a_busy_worker_chains_its_jobs_through_finish(store, tmp_path) -> 
     for job in jobs:
         done = await store.get(job.id)
         assert done.status is JobStatus.DONE and done.attempts == 1
-        names = [event["type"] for _, event in await store.read(job.id, after=0)]
+        names = [event.type for _, event in await store.read(job.id, after=0)]
         assert names == ["queued", "started", "generation_queued", "progress", "result"]
 
 

@@ -8,9 +8,19 @@ A backend implements all three over one connection (`JobStore`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, Required, TypedDict, Unpack
+from typing import Any, Final, Protocol, Required, TypedDict, Unpack
 
-from easel.core.events import EventType
+from easel.core.events import (
+    JOB_EVENT_ADAPTER,
+    ErrorBody,
+    JobCancelled,
+    JobEnd,
+    JobEvent,
+    JobFailed,
+    JobQueued,
+    JobStarted,
+    JobSucceeded,
+)
 from easel.jobs.models import Job, JobStatus
 
 
@@ -70,7 +80,7 @@ class JobQueue(Protocol):
         job_id: str,
         worker_id: str,
         *,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
         progress: tuple[int, int] | None = None,
     ) -> bool:
         """Append `events` in order and record `progress` (step, total), in one atomic
@@ -90,7 +100,7 @@ class JobQueue(Protocol):
         ...
 
     async def retry(
-        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
+        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: ErrorBody
     ) -> Job | None:
         """Back to the queue after a transient failure, or failed once attempts are spent."""
         ...
@@ -107,11 +117,13 @@ class JobQueue(Protocol):
 
 
 class EventLog(Protocol):
-    async def append(self, job_id: str, event: dict[str, Any]) -> int:
+    async def append(self, job_id: str, event: JobEvent) -> int:
         """Add an event; returns its id, increasing from 1 per job."""
         ...
 
-    async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]: ...
+    async def read(self, job_id: str, *, after: int) -> list[tuple[int, JobEvent]]:
+        """The events after id `after`, with their ids, in order."""
+        ...
 
 
 class JobStore(JobRecords, JobQueue, EventLog, Protocol):
@@ -125,9 +137,19 @@ class Ending(TypedDict, total=False):
     status: Required[JobStatus]
     now: Required[float]
     result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    events: Sequence[dict[str, Any]]
+    error: ErrorBody | None
+    events: Sequence[JobEvent]
     progress: tuple[int, int] | None
+
+
+def ending_of(event: JobEnd, *, now: float) -> Ending:
+    """How the terminal `event` ends its job at `now`: its status, result and error."""
+    return {
+        "status": JobStatus(event.status),
+        "now": now,
+        "result": event.result if isinstance(event, JobSucceeded) else None,
+        "error": event.error if isinstance(event, JobFailed) else None,
+    }
 
 
 def finished_fields(ending: Ending) -> dict[str, Any]:
@@ -153,18 +175,50 @@ def progress_fields(progress: tuple[int, int] | None) -> dict[str, int]:
     return {"progress_step": step, "progress_total": total}
 
 
-QUEUED_EVENT: dict[str, Any] = {"type": EventType.QUEUED.value, "status": "queued"}
+_ENCODE = JOB_EVENT_ADAPTER.serializer.to_json
+
+# ---- the events a store writes itself, in the step that changes the job ------------------
+QUEUED_EVENT: Final = JobQueued()  # a submit's (frozen: one instance serves every job)
+# The error of a job whose worker stopped heartbeating (`recover`).
+WORKER_LOST: Final[ErrorBody] = {"code": "worker_lost", "message": "the worker stopped answering"}
 
 
-def started_event(job: Job) -> dict[str, Any]:
+def started_event(job: Job) -> JobStarted:
     """The event a claim appends: a state change and its event are one atomic step, so a
-    reader never sees a running job without it (and it costs no extra round trip)."""
-    return {"type": EventType.STARTED.value, "attempt": job.attempts}
+    reader never sees a running job without it (and it costs no extra round trip). The
+    Redis claim script writes the same JSON."""
+    return JobStarted(attempt=job.attempts)
 
 
-def requeued_or_failed(job: Job, *, now: float, not_before: float, error: dict[str, Any]) -> Job:
+def moved_event(job: Job) -> JobQueued | JobEnd:
+    """The event for a job moved without its worker's word (requeued after a transient
+    failure or a lost worker, failed once its attempts ran out, cancelled)."""
+    if job.status is JobStatus.QUEUED:
+        return JobQueued(retry=True, error=job.error)
+    if job.status is JobStatus.FAILED:  # `requeued_or_failed` always gives it its error
+        return JobFailed(error=job.error or {})
+    if job.status is JobStatus.CANCELLED:
+        return JobCancelled()
+    raise ValueError(f"no event says how a job became {job.status}")
+
+
+def encode_event(event: JobEvent) -> str:
+    """An event as a store keeps it: compact JSON without null fields (the keys the log
+    has always held, which the previous version's readers expect). The adapter's own
+    serializer: what `model_dump_json` does, in half the time (it runs per event)."""
+    return _ENCODE(event, exclude_none=True).decode()
+
+
+def decode_event(text: str | bytes) -> JobEvent:
+    """A stored event, as written by `encode_event` or by the previous version (plain
+    `json.dumps` of the same fields)."""
+    return JOB_EVENT_ADAPTER.validate_json(text)
+
+
+def requeued_or_failed(job: Job, *, now: float, not_before: float, error: ErrorBody) -> Job:
     """Where a job goes after a transient failure (both stores use this)."""
     common: dict[str, Any] = {"worker_id": None, "heartbeat_at": None, "updated_at": now}
+    error = dict(error)  # the job's own copy: `error` may be a shared constant (WORKER_LOST)
     if job.cancel_requested:
         return job.model_copy(update={**common, "status": JobStatus.CANCELLED, "finished_at": now})
     if job.attempts >= job.max_attempts:

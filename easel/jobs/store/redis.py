@@ -25,12 +25,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from easel.core.events import ErrorBody, JobEvent
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.store.base import (
     QUEUED_EVENT,
+    WORKER_LOST,
     Ending,
     IdempotencyConflict,
     QueueFull,
+    decode_event,
+    encode_event,
     finished_fields,
     progress_fields,
     requeued_or_failed,
@@ -47,7 +51,6 @@ _MIN_BLOCK_S = 0.01  # BLPOP's timeout has millisecond resolution (Redis >= 6)
 _CANCEL_READS = ("status",)
 _RETRY_READS = ("status", "worker_id", "attempts", "cancel_requested")
 _RECOVER_READS = (*_RETRY_READS, "heartbeat_at")
-_LOST = {"code": "worker_lost", "message": "the worker stopped answering"}
 
 
 def _encode(value: Any) -> str:
@@ -130,10 +133,10 @@ class RedisJobStore:
         job_id: str,
         guard: Mapping[str, str],
         changes: Mapping[str, str],
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
     ) -> list[str | int]:
         """UPDATE's arguments from the job id on, not reading the job back."""
-        logged = [json.dumps(event) for event in events]
+        logged = [encode_event(event) for event in events]
         return [job_id, "0", len(logged), *logged, len(guard), *_flat(guard), *_flat(changes)]
 
     async def _touch(
@@ -141,7 +144,7 @@ class RedisJobStore:
         job_id: str,
         guard: Mapping[str, str],
         changes: Mapping[str, str],
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
     ) -> bool:
         """`_update` without reading the job back (reports come at every step), logging
         `events` in the same step when the write happens."""
@@ -208,7 +211,7 @@ class RedisJobStore:
                 job.id,
                 max_queued,
                 fields["idempotency_key"],
-                json.dumps(QUEUED_EVENT),
+                encode_event(QUEUED_EVENT),
                 *_flat(fields),
             ]
         )
@@ -245,7 +248,7 @@ class RedisJobStore:
         job_id: str,
         worker_id: str,
         *,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
         progress: tuple[int, int] | None = None,
     ) -> bool:
         changes = {name: _encode(value) for name, value in progress_fields(progress).items()}
@@ -271,7 +274,7 @@ class RedisJobStore:
         return self._touch_args(job_id, _owner(worker_id), changes, ending.get("events", ()))
 
     async def retry(
-        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
+        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: ErrorBody
     ) -> Job | None:
         def decide(job: Job) -> Job | None:
             if job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
@@ -298,7 +301,7 @@ class RedisJobStore:
             stale = job.heartbeat_at is not None and job.heartbeat_at < cutoff
             if job.status is not JobStatus.RUNNING or not stale:
                 return None  # it finished, or its worker answered, since we looked
-            return requeued_or_failed(job, now=now, not_before=now, error=_LOST)
+            return requeued_or_failed(job, now=now, not_before=now, error=WORKER_LOST)
 
         stale_ids = await self.redis.zrangebyscore(
             self._key("running"), "-inf", f"({_encode(float(cutoff))}"
@@ -311,12 +314,12 @@ class RedisJobStore:
         return recovered
 
     # ---- events --------------------------------------------------------------------------
-    async def append(self, job_id: str, event: dict[str, Any]) -> int:
+    async def append(self, job_id: str, event: JobEvent) -> int:
         # RPUSH answers the list's new length: with events never removed one by one, that
         # is an id increasing from 1, given atomically to concurrent appenders.
-        return await self.redis.rpush(self._key(f"events:{job_id}"), json.dumps(event))
+        return await self.redis.rpush(self._key(f"events:{job_id}"), encode_event(event))
 
-    async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]:
+    async def read(self, job_id: str, *, after: int) -> list[tuple[int, JobEvent]]:
         start = max(after, 0)
         found = await self.redis.lrange(self._key(f"events:{job_id}"), start, -1)
-        return [(start + offset, json.loads(event)) for offset, event in enumerate(found, 1)]
+        return [(start + offset, decode_event(event)) for offset, event in enumerate(found, 1)]

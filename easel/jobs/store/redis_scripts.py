@@ -116,7 +116,8 @@ local function claim(now, worker)
         redis.call('HSET', jk, 'status', '"running"', 'worker_id', worker,
                    'heartbeat_at', now, 'updated_at', now)
         reindex(id, 'queued')
-        -- The job's `started_event` (store.base), logged in the same atomic step.
+        -- The job's `started_event` (store.base: a JobStarted, which reads this JSON
+        -- back), logged in the same atomic step. No script reads an event's JSON.
         local attempt = tonumber(redis.call('HGET', jk, 'attempts'))
         local started = cjson.encode({type = 'started', attempt = attempt})
         redis.call('RPUSH', key('events:' .. id), started)

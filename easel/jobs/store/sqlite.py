@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, Unpack
 
+from easel.core.events import ErrorBody, JobEvent
 from easel.jobs.models import Job, JobStatus
 from easel.jobs.store.base import (
     QUEUED_EVENT,
+    WORKER_LOST,
     Ending,
     IdempotencyConflict,
     QueueFull,
+    decode_event,
+    encode_event,
     finished_fields,
     progress_fields,
     requeued_or_failed,
@@ -55,7 +58,6 @@ CREATE TABLE IF NOT EXISTS events (
 """
 _TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
 _QUEUED, _RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
-_LOST = {"code": "worker_lost", "message": "the worker stopped answering"}
 
 T = TypeVar("T")
 
@@ -140,12 +142,12 @@ class SQLiteJobStore:
             _RUNNING,
         )
 
-    def _append(self, job_id: str, event: dict[str, Any]) -> int:
+    def _append(self, job_id: str, event: JobEvent) -> int:
         """The next id of the job's log, in one statement."""
         row = self.db.execute(
             "INSERT INTO events (job_id, id, data) SELECT ?1, COALESCE(MAX(id), 0) + 1, ?2"
             " FROM events WHERE job_id=?1 RETURNING id",
-            (job_id, json.dumps(event)),
+            (job_id, encode_event(event)),
         ).fetchone()
         return int(row[0])
 
@@ -154,7 +156,7 @@ class SQLiteJobStore:
         job_id: str,
         worker_id: str,
         update: dict[str, Any],
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
     ) -> bool:
         job = self._owned(job_id, worker_id)
         if job is None:
@@ -309,7 +311,7 @@ class SQLiteJobStore:
         job_id: str,
         worker_id: str,
         *,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[JobEvent],
         progress: tuple[int, int] | None = None,
     ) -> bool:
         update = progress_fields(progress)
@@ -331,7 +333,7 @@ class SQLiteJobStore:
         return await self._transaction(work)
 
     async def retry(
-        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: dict[str, Any]
+        self, job_id: str, worker_id: str, *, now: float, not_before: float, error: ErrorBody
     ) -> Job | None:
         def work() -> Job | None:
             job = self._owned(job_id, worker_id)
@@ -368,7 +370,7 @@ class SQLiteJobStore:
             stale = [Job.model_validate_json(data) for (data,) in rows.fetchall()]
             recovered = []
             for job in stale:
-                job = requeued_or_failed(job, now=now, not_before=now, error=_LOST)
+                job = requeued_or_failed(job, now=now, not_before=now, error=WORKER_LOST)
                 self._save(job)
                 recovered.append(job)
             return recovered
@@ -376,14 +378,14 @@ class SQLiteJobStore:
         return await self._transaction(work)
 
     # ---- events --------------------------------------------------------------------------
-    async def append(self, job_id: str, event: dict[str, Any]) -> int:
+    async def append(self, job_id: str, event: JobEvent) -> int:
         return await self._transaction(self._append, job_id, event)
 
-    async def read(self, job_id: str, *, after: int) -> list[tuple[int, dict[str, Any]]]:
-        def rows() -> list[tuple[int, dict[str, Any]]]:
+    async def read(self, job_id: str, *, after: int) -> list[tuple[int, JobEvent]]:
+        def rows() -> list[tuple[int, JobEvent]]:
             found = self.db.execute(
                 "SELECT id, data FROM events WHERE job_id=? AND id>? ORDER BY id", (job_id, after)
             )
-            return [(int(event_id), json.loads(data)) for event_id, data in found]
+            return [(int(event_id), decode_event(data)) for event_id, data in found]
 
         return await self._run(rows)
