@@ -26,11 +26,13 @@ from easel.generation.engines.base import (
     CallKey,
     CancelledFn,
     EngineCall,
+    EngineCapabilities,
     EngineHealth,
     EngineItem,
     EngineOutput,
     Prepared,
     ProgressFn,
+    WorkflowListing,
 )
 from easel.generation.engines.compilation import (
     COMPILABLE_FAMILIES,
@@ -82,6 +84,8 @@ class LoadedModel:
 
 class DiffusersEngine:
     name = "diffusers"
+    # Previews come from the latents of SD-family models (others' are None).
+    capabilities = EngineCapabilities(previews=True)
 
     def __init__(
         self,
@@ -439,6 +443,9 @@ class DiffusersEngine:
             error=error,
             gpu_available=default is not None and default.device == "cuda",
         )
+
+    def describe_workflows(self) -> WorkflowListing | None:
+        return None  # models, not workflows
 
 
 def _no_progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
