@@ -29,7 +29,7 @@ from easel.core.settings import Settings
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
 from easel.generation.engines.comfyui import ComfyUIEngine
-from easel.generation.legacy import LegacyGenerate, LegacyGenerated, run_legacy
+from easel.generation.legacy import GpuServiceGenerate, GpuServiceGenerated, run_legacy
 from easel.generation.metrics import GenerationMetrics
 from easel.generation.service import GenerationService, Limits, Submission
 from easel.generation.styles import Styles
@@ -162,8 +162,8 @@ async def workflows(container: Container) -> WorkflowList:
     )
 
 
-@router.post("/generate", response_model=LegacyGenerated, include_in_schema=False)
-async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyGenerated:
+@router.post("/generate", response_model=GpuServiceGenerated, include_in_schema=False)
+async def legacy_generate(body: GpuServiceGenerate, container: Container) -> GpuServiceGenerated:
     """compat: the first version's GPU service call: run workflow `workflow` with `params`
     and answer `{status: done|failed, image, error}`."""
     workflows = container.engine.capabilities.workflows
