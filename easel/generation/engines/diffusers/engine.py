@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from easel.core.errors import ServiceUnavailable
@@ -44,25 +43,13 @@ class DiffusersEngine:
         *,
         models: dict[str, ModelSpec],
         default_model: str,
-        models_path: Path,
-        cache_dir: Path,
-        device: str = "auto",
+        options: LoadOptions,
         load: str = "startup",
-        cpu_offload: bool = False,
-        vae_tiling: bool = False,
-        compile_batch_sizes: tuple[int, ...] = (),
     ) -> None:
         self.models = models
         self.default_model = default_model
-        self.load_mode = load
-        self.options = LoadOptions(
-            models_path=models_path,
-            cache_dir=cache_dir,
-            device=device,
-            cpu_offload=cpu_offload,
-            vae_tiling=vae_tiling,
-            compile_batch_sizes=compile_batch_sizes,
-        )
+        self.options = options
+        self.load_mode = load  # "startup": the default model loads as the service starts
         self.loaded: dict[str, LoadedModel] = {}
         self.errors: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -70,13 +57,10 @@ class DiffusersEngine:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
-        return cls(
-            models={**CATALOGUE, **settings.generation_models},
-            default_model=settings.generation_model,
+        options = LoadOptions(
             models_path=settings.models_path,
             cache_dir=settings.data_dir / "models",
             device=settings.generation_device,
-            load=settings.generation_load,
             cpu_offload=settings.generation_cpu_offload,
             vae_tiling=settings.generation_vae_tiling,
             compile_batch_sizes=compile_sizes(
@@ -84,6 +68,12 @@ class DiffusersEngine:
                 settings.generation_compile_batch_sizes,
                 settings.batch_max_images,
             ),
+        )
+        return cls(
+            models={**CATALOGUE, **settings.generation_models},
+            default_model=settings.generation_model,
+            options=options,
+            load=settings.generation_load,
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
