@@ -1,11 +1,23 @@
 """The published sizes of SDXL and Qwen-Image-Edit (`FULL`) and tiny versions of the same
-architectures (`TINY`, for a CPU smoke run of the same code), as constructor arguments."""
+architectures (`TINY`, for a CPU smoke run of the same code), as the constructor arguments
+that easel.generation.tiny's pipeline builders take."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from easel.generation.tiny import QWEN_EDIT_CONFIGS
+
 # ---- SDXL (stabilityai/stable-diffusion-xl-base-1.0) -------------------------------------
+SDXL_SCHEDULER = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+}
+CLIP_VOCAB = 49408  # CLIP's embedding size; the byte-level tokenizer uses its first ids
+
 SDXL_FULL: dict[str, dict[str, Any]] = {
     "unet": {
         "sample_size": 128,
@@ -36,6 +48,7 @@ SDXL_FULL: dict[str, dict[str, Any]] = {
         "force_upcast": False,  # bf16 decodes fine; fp16 would need the upcast
     },
     "text_encoder": {  # CLIP ViT-L/14 text tower
+        "vocab_size": CLIP_VOCAB,
         "hidden_size": 768,
         "intermediate_size": 3072,
         "num_hidden_layers": 12,
@@ -44,6 +57,7 @@ SDXL_FULL: dict[str, dict[str, Any]] = {
         "projection_dim": 768,
     },
     "text_encoder_2": {  # OpenCLIP ViT-bigG/14 text tower, with projection
+        "vocab_size": CLIP_VOCAB,
         "hidden_size": 1280,
         "intermediate_size": 5120,
         "num_hidden_layers": 32,
@@ -51,8 +65,11 @@ SDXL_FULL: dict[str, dict[str, Any]] = {
         "hidden_act": "gelu",
         "projection_dim": 1280,
     },
+    "scheduler": SDXL_SCHEDULER,
 }
 
+# Not easel's tiny-random-xl: SDXL's structure kept (two layers per block, deeper
+# transformers lower down, linear projections), so the smoke run takes SDXL's code paths.
 SDXL_TINY: dict[str, dict[str, Any]] = {
     "unet": {
         "sample_size": 8,
@@ -83,6 +100,7 @@ SDXL_TINY: dict[str, dict[str, Any]] = {
         "force_upcast": False,
     },
     "text_encoder": {
+        "vocab_size": CLIP_VOCAB,
         "hidden_size": 32,
         "intermediate_size": 37,
         "num_hidden_layers": 2,
@@ -91,6 +109,7 @@ SDXL_TINY: dict[str, dict[str, Any]] = {
         "projection_dim": 32,
     },
     "text_encoder_2": {
+        "vocab_size": CLIP_VOCAB,
         "hidden_size": 32,
         "intermediate_size": 37,
         "num_hidden_layers": 2,
@@ -98,17 +117,20 @@ SDXL_TINY: dict[str, dict[str, Any]] = {
         "hidden_act": "gelu",
         "projection_dim": 32,
     },
-}
-
-SDXL_SCHEDULER = {
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
+    "scheduler": SDXL_SCHEDULER,
 }
 
 # ---- Qwen-Image-Edit (Qwen/Qwen-Image-Edit) ----------------------------------------------
+QWEN_SCHEDULER = {
+    "base_image_seq_len": 256,
+    "base_shift": 0.5,
+    "max_image_seq_len": 8192,
+    "max_shift": 0.9,
+    "shift_terminal": 0.02,
+    "time_shift_type": "exponential",
+    "use_dynamic_shifting": True,
+}
+
 QWEN_FULL: dict[str, dict[str, Any]] = {
     "transformer": {
         "patch_size": 2,
@@ -160,62 +182,11 @@ QWEN_FULL: dict[str, dict[str, Any]] = {
     # Qwen2.5-VL's published preprocessor limits: a 1024x1024 condition image becomes
     # 74x74 patches, 1369 vision tokens in the prompt.
     "processor": {"min_pixels": 3136, "max_pixels": 12845056},
+    "scheduler": QWEN_SCHEDULER,
 }
 
-QWEN_TINY: dict[str, dict[str, Any]] = {
-    "transformer": {
-        "patch_size": 2,
-        "in_channels": 16,
-        "out_channels": 4,
-        "num_layers": 2,
-        "attention_head_dim": 16,
-        "num_attention_heads": 3,
-        "joint_attention_dim": 16,
-        "guidance_embeds": False,
-        "axes_dims_rope": (8, 4, 4),
-    },
-    "vae": {
-        "base_dim": 4,
-        "z_dim": 4,
-        "dim_mult": [1, 2, 2, 2],
-        "num_res_blocks": 1,
-        "temperal_downsample": [False, True, True],
-        "latents_mean": [0.0] * 4,
-        "latents_std": [1.0] * 4,
-    },
-    "text_encoder": {
-        "text_config": {
-            "hidden_size": 16,
-            "intermediate_size": 16,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1000000.0,
-                "mrope_section": [1, 1, 2],
-            },
-        },
-        "vision_config": {
-            "depth": 2,
-            "hidden_size": 16,
-            "intermediate_size": 16,
-            "num_heads": 2,
-            "out_hidden_size": 16,
-        },
-    },
-    "processor": {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16},
-}
-
-QWEN_SCHEDULER = {
-    "base_image_seq_len": 256,
-    "base_shift": 0.5,
-    "max_image_seq_len": 8192,
-    "max_shift": 0.9,
-    "shift_terminal": 0.02,
-    "time_shift_type": "exponential",
-    "use_dynamic_shifting": True,
-}
+# easel's own tiny-random-qwen-edit, with the real scheduler's settings.
+QWEN_TINY: dict[str, dict[str, Any]] = {**QWEN_EDIT_CONFIGS, "scheduler": QWEN_SCHEDULER}
 
 # QwenImageEditPipeline.prompt_template_encode (diffusers 0.42), for the tokenizer's merges
 # only: the pipeline formats prompts with its own copy and drops the first 64 tokens.

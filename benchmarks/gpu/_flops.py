@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import _builders
 import _configs
 from _measure import count_flops
+
+from easel.generation.tiny import building
 
 
 def flops_only(args: argparse.Namespace, torch: Any) -> None:
@@ -28,12 +29,11 @@ def flops_only(args: argparse.Namespace, torch: Any) -> None:
         return torch.empty(*shape, device="meta", dtype=dtype)
 
     tokens = torch.zeros(1, 77, dtype=torch.long, device="meta")
-    clip = {"vocab_size": 49408, "max_position_embeddings": 77}
-    with _builders.building("meta", dtype):
+    with building("meta", dtype):
         unet = UNet2DConditionModel(**sdxl["unet"])
         vae = AutoencoderKL(**sdxl["vae"])
-        clip_l = CLIPTextModel(CLIPTextConfig(**sdxl["text_encoder"], **clip))
-        clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**sdxl["text_encoder_2"], **clip))
+        clip_l = CLIPTextModel(CLIPTextConfig(**sdxl["text_encoder"]))
+        clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**sdxl["text_encoder_2"]))
         transformer = QwenImageTransformer2DModel(**qwen["transformer"])
         qwen_vae = AutoencoderKLQwenImage(**qwen["vae"])
     side = args.size // 8

@@ -119,7 +119,7 @@ def time_call(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1)
 
 
 class StepCallback:
-    """What easel's engine does at every step (easel/generation/engines/diffusers.py):
+    """What easel's engine does at every step (easel/generation/engines/diffusers/running.py):
     count the step, report progress, stop the loop once every request is cancelled."""
 
     def __init__(self, cancelled: Callable[[], bool] = lambda: False) -> None:

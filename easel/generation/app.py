@@ -28,8 +28,7 @@ from easel.core.request_context import current_request_id
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
 from easel.generation.engines.comfyui import ComfyUIEngine
-from easel.generation.engines.comfyui.workflows import WorkflowCatalogue
-from easel.generation.legacy import LegacyGenerate, LegacyGenerated, run_legacy
+from easel.generation.legacy import GpuServiceGenerate, GpuServiceGenerated, run_legacy
 from easel.generation.metrics import GenerationMetrics
 from easel.generation.service import GenerationService, Limits, Submission
 from easel.generation.settings import GenerationSettings
@@ -44,7 +43,6 @@ class GenerationContainer:
     service: GenerationService
     engine: Engine
     batcher: Batcher
-    workflows: WorkflowCatalogue | None = None  # the ComfyUI engine's; None for diffusers
 
 
 Container = Annotated[GenerationContainer, Depends(container_of(GenerationContainer))]
@@ -155,21 +153,22 @@ async def workflows(container: Container) -> WorkflowList:
     """The ComfyUI workflows a request may name in `model` (or reach through `mode`), each
     with its parameters: type, default, bounds and the node inputs they are written into.
     Empty with the diffusers engine."""
-    catalogue = container.workflows
-    if catalogue is None:
+    listing = container.engine.describe_workflows()
+    if listing is None:
         return WorkflowList(engine=container.engine.name, workflows=[], mode_workflows={})
     return WorkflowList(
         engine=container.engine.name,
-        workflows=[catalogue.workflows[name].describe() for name in sorted(catalogue.workflows)],
-        mode_workflows=container.settings.comfyui_workflows,
+        workflows=listing.workflows,
+        mode_workflows=listing.mode_workflows,
     )
 
 
-@router.post("/generate", response_model=LegacyGenerated, include_in_schema=False)
-async def legacy_generate(body: LegacyGenerate, container: Container) -> LegacyGenerated:
+@router.post("/generate", response_model=GpuServiceGenerated, include_in_schema=False)
+async def legacy_generate(body: GpuServiceGenerate, container: Container) -> GpuServiceGenerated:
     """compat: the first version's GPU service call: run workflow `workflow` with `params`
     and answer `{status: done|failed, image, error}`."""
-    return await run_legacy(container.service, body, workflows=container.workflows is not None)
+    workflows = container.engine.capabilities.workflows
+    return await run_legacy(container.service, body, workflows=workflows)
 
 
 health_router = APIRouter(tags=["health"])
@@ -262,9 +261,6 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
                 service=service,
                 engine=active_engine,
                 batcher=batcher,
-                workflows=(
-                    active_engine.catalogue if isinstance(active_engine, ComfyUIEngine) else None
-                ),
             ),
         )
         await active_engine.start()

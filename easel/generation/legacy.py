@@ -37,14 +37,19 @@ REQUEST_FIELDS = frozenset(
 ALIASES = {"target_image": "input_image"}  # the first version's name for the input image
 
 
-class LegacyGenerate(BaseModel):
+class GpuServiceGenerate(BaseModel):
+    """The first version's GPU service call, `POST /generate` (not the first version's pod
+    API call of the same path, which the job manager answers)."""
+
     model_config = ConfigDict(extra="forbid")
 
     workflow: str = Field(description="A workflow name (diffusers engine: a mode).")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class LegacyGenerated(BaseModel):
+class GpuServiceGenerated(BaseModel):
+    """The first version's GPU service answer: the first image, or the failure."""
+
     status: Literal["done", "failed"]
     image: str | None = Field(None, description="Base64 of the first image, when done.")
     error: str | None = None
@@ -66,7 +71,7 @@ def _renamed(exc: InvalidInput) -> InvalidInput:
     return InvalidInput(message, details=details or exc.details)
 
 
-def to_request(body: LegacyGenerate, *, workflows: bool) -> GenerationRequest:
+def to_request(body: GpuServiceGenerate, *, workflows: bool) -> GenerationRequest:
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, value in body.params.items():
@@ -81,8 +86,8 @@ def to_request(body: LegacyGenerate, *, workflows: bool) -> GenerationRequest:
 
 
 async def run_legacy(
-    service: GenerationService, body: LegacyGenerate, *, workflows: bool
-) -> LegacyGenerated:
+    service: GenerationService, body: GpuServiceGenerate, *, workflows: bool
+) -> GpuServiceGenerated:
     request = to_request(body, workflows=workflows)
     try:
         submission = await service.submit(request, request_id=None, listening=False)
@@ -91,5 +96,6 @@ async def run_legacy(
     try:
         result = await service.result(submission)
     except EaselError as exc:
-        return LegacyGenerated(status="failed", error=exc.message)
-    return LegacyGenerated(status="done", image=result.images[0].image if result.images else None)
+        return GpuServiceGenerated(status="failed", error=exc.message)
+    image = result.images[0].image if result.images else None
+    return GpuServiceGenerated(status="done", image=image)

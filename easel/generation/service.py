@@ -74,8 +74,8 @@ class GenerationService:
                 raise InvalidInput.field(name, f"at most {limits.max_side}")
 
     def _check_inputs(self, request: GenerationRequest) -> None:
-        if getattr(self.engine, "validates_inputs", False):
-            return  # its workflows declare which prompt and images they need (ComfyUI)
+        if self.engine.capabilities.validates_inputs:
+            return  # e.g. ComfyUI: its workflows declare which prompt and images they need
         mode = request.resolved_mode
         if mode is not Mode.EDIT and not (request.prompt or "").strip():
             raise InvalidInput.field("prompt", f"required for {mode}")
@@ -124,7 +124,10 @@ class GenerationService:
             num_images=request.num_images,
             input_image=image,
             mask_image=mask,
-            wants_preview_every=request.preview_every,
+            # An engine without previews is not asked for them.
+            wants_preview_every=(
+                request.preview_every if self.engine.capabilities.previews else None
+            ),
         )
         ticket = self.batcher.submit(prepared.key, item, ticket_id=request_id, listening=listening)
         return Submission(ticket, request, prepared, submitted_at=time.perf_counter())

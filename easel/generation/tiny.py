@@ -3,13 +3,20 @@
 It needs no network and no download, so the whole generation path (loading, batching,
 progress, cancel, encoding) can be run and checked anywhere. It produces noise.
 The folder is built once and cached; it then loads through the same code as any model.
+
+The pipeline builders take their components' constructor arguments (`*_CONFIGS` here:
+the tiny sizes) and may build on another device and dtype: the GPU benchmark builds the
+same classes at their published sizes through them (benchmarks/gpu/_configs.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,111 @@ TINY_SDXL = "tiny-random-xl"
 TINY_QWEN_EDIT = "tiny-random-qwen-edit"
 _BUILT_MARKER = ".easel-built"
 
+Configs = dict[str, dict[str, Any]]  # component -> its constructor's keyword arguments
 
+# ---- sizes -------------------------------------------------------------------------------
+_CLIP_TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "projection_dim": 32,
+}
+# A two-block UNet and a VAE of four 8-channel blocks (the real scale factor 8).
+_UNET = {
+    "block_out_channels": (8, 16),
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": 2,
+}
+_VAE = {
+    "block_out_channels": (8, 8, 8, 8),
+    "norm_num_groups": 4,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "latent_channels": 4,
+    "sample_size": 32,
+}
+SD_CONFIGS: Configs = {
+    "unet": {**_UNET, "cross_attention_dim": 32},
+    "vae": _VAE,
+    "text_encoder": _CLIP_TEXT,
+    "scheduler": {
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "steps_offset": 1,
+    },
+}
+# SDXL: the two text encoders' hidden states concatenate to the UNet's cross-attention
+# width, and its size/time conditioning takes 6 time embeddings and the pooled projection.
+SDXL_CONFIGS: Configs = {
+    "unet": {
+        **_UNET,
+        "cross_attention_dim": 2 * 32,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 6 * 8 + 32,
+    },
+    "vae": _VAE,
+    "text_encoder": _CLIP_TEXT,
+    "text_encoder_2": _CLIP_TEXT,
+    "scheduler": {"steps_offset": 1},
+}
+QWEN_EDIT_CONFIGS: Configs = {
+    "transformer": {
+        "patch_size": 2,
+        "in_channels": 16,
+        "out_channels": 4,
+        "num_layers": 2,
+        "attention_head_dim": 16,
+        "num_attention_heads": 3,
+        "joint_attention_dim": 16,
+        "guidance_embeds": False,
+        "axes_dims_rope": (8, 4, 4),
+    },
+    "vae": {
+        "base_dim": 4,
+        "z_dim": 4,
+        "dim_mult": [1, 2, 2, 2],
+        "num_res_blocks": 1,
+        "temperal_downsample": [False, True, True],
+        "latents_mean": [0.0] * 4,
+        "latents_std": [1.0] * 4,
+    },
+    "text_encoder": {  # a Qwen2.5-VL: text and vision towers
+        "text_config": {
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "rope_parameters": {
+                "mrope_section": [1, 1, 2],
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+            },
+        },
+        "vision_config": {
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": 16,
+        },
+    },
+    # The image side small: the real processor works near 1024x1024.
+    "processor": {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16},
+    "scheduler": {},
+}
+
+
+# ---- tokenizers --------------------------------------------------------------------------
 def byte_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte-to-unicode table: the alphabet of byte-level BPE."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
@@ -35,110 +146,16 @@ def byte_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, codes), strict=True))
 
 
-def byte_level_symbols() -> list[str]:
-    return list(byte_to_unicode().values())
-
-
-def _clip_parts() -> tuple[Any, Any]:
-    """A byte-level CLIP tokenizer (vocabulary made here) and a 32-wide text config."""
-    from transformers import CLIPTextConfig, CLIPTokenizer
+def clip_tokenizer() -> Any:
+    """A byte-level CLIP tokenizer (vocabulary made here). SD pads every prompt to 77
+    tokens, so the vocabulary does not change the work done."""
+    from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
-        for symbol in byte_level_symbols():
+        for symbol in byte_to_unicode().values():
             vocab.setdefault(symbol + suffix, len(vocab))
-    config = CLIPTextConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        vocab_size=len(vocab),
-        max_position_embeddings=77,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        projection_dim=32,
-    )
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77), config
-
-
-def _unet_and_vae(**unet_options: Any) -> tuple[Any, Any]:
-    """A two-block UNet and a VAE of four 8-channel blocks (the real scale factor 8)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        norm_num_groups=4,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=2,
-        **unet_options,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8),
-        norm_num_groups=4,
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4,
-        latent_channels=4,
-        sample_size=32,
-    )
-    return unet, vae
-
-
-def build_tiny_sd(folder: Path, seed: int = 0) -> None:
-    """A Stable Diffusion pipeline: UNet, VAE, CLIP text encoder, byte-level tokenizer."""
-    import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
-    from transformers import CLIPTextModel
-
-    torch.manual_seed(seed)
-    tokenizer, text_config = _clip_parts()
-    unet, vae = _unet_and_vae(cross_attention_dim=32)
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
-    )
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=CLIPTextModel(text_config),
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(folder)
-
-
-def build_tiny_sdxl(folder: Path, seed: int = 0) -> None:
-    """An SDXL pipeline: two text encoders (the second with projection) whose hidden states
-    concatenate to the UNet's cross-attention width, and SDXL's size/time conditioning."""
-    import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    torch.manual_seed(seed)
-    tokenizer, text_config = _clip_parts()
-    time_embed_dim = 8
-    unet, vae = _unet_and_vae(
-        cross_attention_dim=2 * text_config.hidden_size,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=time_embed_dim,
-        projection_class_embeddings_input_dim=6 * time_embed_dim + text_config.projection_dim,
-    )
-    StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=CLIPTextModel(text_config),
-        text_encoder_2=CLIPTextModelWithProjection(text_config),
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=EulerDiscreteScheduler(steps_offset=1),
-    ).save_pretrained(folder)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 QWEN_SPECIAL_TOKENS = (
@@ -151,13 +168,117 @@ QWEN_SPECIAL_TOKENS = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
+_WORDS = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
 
 
-def build_tiny_qwen_edit(folder: Path, seed: int = 0) -> None:
-    """A Qwen-Image-Edit pipeline: MMDiT transformer, Qwen VAE, a Qwen2.5-VL text encoder
-    with a byte-level tokenizer carrying the prompt template's special tokens, and a
-    processor whose image side is small (the real one works near 1024x1024)."""
+def qwen_tokenizer(texts: Iterable[str] = ()) -> Any:
+    """A byte-level BPE tokenizer with Qwen's special tokens. Its merges spell the words of
+    `texts`, so those take about as many tokens as with Qwen's own vocabulary (the text
+    sequence length is part of the transformer's work); without texts, one token a byte."""
+    from transformers import Qwen2Tokenizer
+
+    table = byte_to_unicode()
+    vocab = {symbol: index for index, symbol in enumerate(table.values())}
+    merges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for text in texts:
+        for word in _WORDS.findall(text):
+            encoded = "".join(table[b] for b in word.encode())
+            for end in range(1, len(encoded)):
+                pair = (encoded[:end], encoded[end])
+                if pair not in seen:
+                    seen.add(pair)
+                    merges.append(pair)
+                    vocab.setdefault(encoded[: end + 1], len(vocab))
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
+    return tokenizer
+
+
+# ---- pipelines ---------------------------------------------------------------------------
+@contextmanager
+def building(device: str = "cpu", dtype: Any = None) -> Iterator[None]:
+    """New parameters are created on `device` in `dtype` (random init included), so a
+    full-size model never exists in float32 on the CPU first."""
     import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or previous)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _clip_text_config(config: dict[str, Any], tokenizer: Any) -> Any:
+    from transformers import CLIPTextConfig
+
+    # The special tokens' ids are the tokenizer's; so is the vocabulary's size, unless the
+    # config keeps the real model's (a larger embedding, the same work per token).
+    return CLIPTextConfig(
+        **{"vocab_size": len(tokenizer), "max_position_embeddings": 77, **config},
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+
+
+def _sd_components(configs: Configs, device: str, dtype: Any) -> dict[str, Any]:
+    """UNet, VAE, CLIP text encoder and byte-level tokenizer, and where the configs have a
+    second text encoder (SDXL), it with projection, sharing the tokenizer."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = clip_tokenizer()
+    components: dict[str, Any] = {"tokenizer": tokenizer}
+    with building(device, dtype):  # in this order: the seed gives the same weights
+        components["unet"] = UNet2DConditionModel(**configs["unet"])
+        components["vae"] = AutoencoderKL(**configs["vae"])
+        text = _clip_text_config(configs["text_encoder"], tokenizer)
+        components["text_encoder"] = CLIPTextModel(text)
+        if "text_encoder_2" in configs:
+            text_2 = _clip_text_config(configs["text_encoder_2"], tokenizer)
+            components["text_encoder_2"] = CLIPTextModelWithProjection(text_2)
+            components["tokenizer_2"] = tokenizer
+    components["scheduler"] = EulerDiscreteScheduler(**configs["scheduler"])
+    return components
+
+
+def sd_pipeline(configs: Configs = SD_CONFIGS, *, device: str = "cpu", dtype: Any = None) -> Any:
+    """A Stable Diffusion pipeline, without safety checker."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        **_sd_components(configs, device, dtype),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def sdxl_pipeline(
+    configs: Configs = SDXL_CONFIGS, *, device: str = "cpu", dtype: Any = None
+) -> Any:
+    """An SDXL pipeline: two text encoders whose hidden states concatenate to the UNet's
+    cross-attention width, and the UNet's size/time conditioning; no watermark."""
+    from diffusers import StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline(
+        **_sd_components(configs, device, dtype), add_watermarker=False
+    )
+
+
+def qwen_edit_pipeline(
+    configs: Configs = QWEN_EDIT_CONFIGS,
+    *,
+    texts: Iterable[str] = (),
+    device: str = "cpu",
+    dtype: Any = None,
+) -> Any:
+    """A Qwen-Image-Edit pipeline: MMDiT transformer, Qwen VAE, a Qwen2.5-VL text encoder
+    with a byte-level tokenizer carrying the prompt template's special tokens (merges for
+    the words of `texts`), and a processor sized by `configs["processor"]`."""
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -167,86 +288,67 @@ def build_tiny_qwen_edit(folder: Path, seed: int = 0) -> None:
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
-        Qwen2Tokenizer,
         Qwen2VLImageProcessor,
         Qwen2VLProcessor,
         Qwen2VLVideoProcessor,
     )
 
-    vocab: dict[str, int] = {}
-    for symbol in byte_level_symbols():
-        vocab.setdefault(symbol, len(vocab))
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[])
-    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
+    tokenizer = qwen_tokenizer(texts)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
     special = {
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
-    torch.manual_seed(seed)
-    transformer = QwenImageTransformer2DModel(
-        patch_size=2,
-        in_channels=16,
-        out_channels=4,
-        num_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=3,
-        joint_attention_dim=16,
-        guidance_embeds=False,
-        axes_dims_rope=(8, 4, 4),
-    )
-    vae = AutoencoderKLQwenImage(
-        base_dim=4,
-        z_dim=4,
-        dim_mult=[1, 2, 2, 2],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * 4,
-        latents_std=[1.0] * 4,
-    )
+    towers = configs["text_encoder"]
     config = Qwen2_5_VLConfig(
-        text_config={
-            "hidden_size": 16,
-            "intermediate_size": 16,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "vocab_size": len(tokenizer),
-            "rope_parameters": {
-                "mrope_section": [1, 1, 2],
-                "rope_type": "default",
-                "rope_theta": 1000000.0,
-            },
-            **special,
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 16,
-            "intermediate_size": 16,
-            "num_heads": 2,
-            "out_hidden_size": 16,
-        },
+        text_config={"vocab_size": len(tokenizer), **towers["text_config"], **special},
+        vision_config=towers["vision_config"],
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         **special,
     )
+    with building(device, dtype):
+        transformer = QwenImageTransformer2DModel(**configs["transformer"])
+        vae = AutoencoderKLQwenImage(**configs["vae"])
+        text_encoder = Qwen2_5_VLForConditionalGeneration(config)
     processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16),
+        image_processor=Qwen2VLImageProcessor(**configs["processor"]),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(),
     )
-    pipeline = QwenImageEditPipeline(
+    return QwenImageEditPipeline(
         transformer=transformer,
         vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=Qwen2_5_VLForConditionalGeneration(config),
+        scheduler=FlowMatchEulerDiscreteScheduler(**configs["scheduler"]),
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
         processor=processor,
     )
-    pipeline.save_pretrained(folder)
+
+
+# ---- the built-in models -----------------------------------------------------------------
+def build_tiny_sd(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    sd_pipeline().save_pretrained(folder)
+
+
+def build_tiny_sdxl(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    sdxl_pipeline().save_pretrained(folder)
+
+
+def build_tiny_qwen_edit(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    qwen_edit_pipeline().save_pretrained(folder)
+
+
+def _seeded(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)  # the same weights on every machine
 
 
 BUILDERS = {

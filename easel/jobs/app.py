@@ -180,8 +180,11 @@ async def health(container: Container) -> ServiceHealth:
     )
 
 
-def create_app(settings: JobsSettings, *, generation: ClientOpener) -> FastAPI:
-    """`generation` opens the in-process worker's client of the generation service."""
+def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None) -> FastAPI:
+    """`generation` opens the in-process worker's client of the generation service; without
+    it the in-process worker must be off (EASEL_JOBS_IN_PROCESS_WORKER=false)."""
+    if generation is None and settings.jobs_in_process_worker:
+        raise ValueError("the job manager's in-process worker needs a way to generation")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -203,7 +206,7 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener) -> FastAPI:
             )
             worker = None
             tasks = []
-            if settings.jobs_in_process_worker:
+            if generation is not None and settings.jobs_in_process_worker:
                 worker = Worker(
                     store=store,
                     results=results,

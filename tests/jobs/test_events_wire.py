@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 
 from easel.core.events import JobCancelled, JobFailed, JobStarted, JobSucceeded, Progress
-from easel.core.settings import Settings
 from easel.jobs.app import create_app
 from easel.jobs.models import Job, WebhookSpec
 from easel.jobs.results import ResultFiles
+from easel.jobs.settings import JobsSettings
 from easel.jobs.store.sqlite import SQLiteJobStore
 from easel.jobs.webhooks import message
 from easel.jobs.worker import Worker, WorkerConfig
@@ -118,8 +118,8 @@ NEVER_RUN = (
 
 
 @asynccontextmanager
-async def job_manager(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
-    settings = Settings(
+async def job_manager(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, JobsSettings]]:
+    settings = JobsSettings(
         data_dir=tmp_path / "data", jobs_backend="sqlite", jobs_in_process_worker=False
     )
     app = create_app(settings)
@@ -129,7 +129,7 @@ async def job_manager(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, 
             yield client, settings
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: JobsSettings) -> None:
     store = await SQLiteJobStore.open(settings.data_dir / "jobs.db")
     try:
         async with ScriptedGeneration(SCRIPTS).client() as generation:

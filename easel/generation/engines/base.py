@@ -3,6 +3,8 @@
 `prepare` validates a request against the engine's models (raising InvalidInput) and says
 which requests may share a call; `generate` runs one call for one or many requests,
 reporting progress per step and stopping at the next step once `cancelled()` is true.
+What differs between engines and the app must know is asked, never inferred from the
+engine's class: `capabilities`, and `describe_workflows` for `GET /api/workflows`.
 """
 
 from __future__ import annotations
@@ -88,8 +90,33 @@ class EngineHealth:
     gpu_available: bool = False
 
 
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What the service and the app may rely on an engine for."""
+
+    # The engine checks a request's prompt and images itself (ComfyUI: each workflow
+    # declares the ones it needs), so the service's per-mode checks (a prompt for
+    # text-to-image, an input image for edit, ...) are skipped: they would refuse
+    # workflows that need none.
+    validates_inputs: bool = False
+    # A request's `model` names a workflow, listed by `describe_workflows`; the first
+    # version's `POST /generate {workflow}` is then a workflow name, otherwise a mode.
+    workflows: bool = False
+    # Progress events can carry previews, so items ask for them (`wants_preview_every`).
+    previews: bool = False
+
+
+@dataclass(frozen=True)
+class WorkflowListing:
+    """The workflows a request may name, for `GET /api/workflows`."""
+
+    workflows: list[dict[str, Any]]  # each one's description, sorted by name
+    mode_workflows: dict[str, str]  # mode -> the workflow a request without `model` runs
+
+
 class Engine(Protocol):
     name: str
+    capabilities: EngineCapabilities
 
     async def start(self) -> None: ...
 
@@ -104,3 +131,7 @@ class Engine(Protocol):
     ) -> EngineOutput: ...
 
     def health(self) -> EngineHealth: ...
+
+    def describe_workflows(self) -> WorkflowListing | None:
+        """The engine's workflows; None for an engine without any."""
+        ...

@@ -25,10 +25,12 @@ from easel.generation.engines.base import (
     CallKey,
     CancelledFn,
     EngineCall,
+    EngineCapabilities,
     EngineHealth,
     EngineOutput,
     Prepared,
     ProgressFn,
+    WorkflowListing,
 )
 from easel.generation.engines.comfyui.client import ComfyUIClient
 from easel.generation.engines.comfyui.run import CallRun, RunOptions
@@ -55,9 +57,9 @@ def field_of(name: str) -> str:
 
 class ComfyUIEngine:
     name = "comfyui"
-    # Each workflow declares the prompt and images it needs; the service's per-mode checks
-    # (a prompt for text-to-image, ...) would refuse workflows that need none.
-    validates_inputs = True
+    # Each workflow declares the prompt and images it needs (checked in `prepare`);
+    # ComfyUI's previews (binary frames) are not forwarded.
+    capabilities = EngineCapabilities(validates_inputs=True, workflows=True, previews=False)
 
     def __init__(
         self,
@@ -189,6 +191,13 @@ class ComfyUIEngine:
             options=self.options,
         )
         return await run.run(progress, cancelled)
+
+    def describe_workflows(self) -> WorkflowListing:
+        workflows = self.catalogue.workflows
+        return WorkflowListing(
+            workflows=[workflows[name].describe() for name in sorted(workflows)],
+            mode_workflows=dict(self.mode_workflows),
+        )
 
     # ---- health --------------------------------------------------------------------------
     def health(self) -> EngineHealth:

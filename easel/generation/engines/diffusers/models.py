@@ -6,12 +6,12 @@ docs) without the ML stack.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from easel.generation.settings import GenerationSettings, ModelSpec
+from easel.generation.settings import ModelSpec
 from easel.generation.tiny import BUILDERS, ensure_built
 
 BUILTIN_SOURCE = "builtin:"
@@ -94,11 +94,13 @@ def resolve_source(spec: ModelSpec, models_path: Path, cache_dir: Path) -> str:
     return spec.source  # a hub id: downloaded once into the hub cache
 
 
-def compile_sizes(settings: GenerationSettings) -> tuple[int, ...]:
+def compile_sizes(
+    enabled: bool, configured: Sequence[int], batch_max_images: int
+) -> tuple[int, ...]:
     """The batch sizes to compile for: as configured, or every size the batcher forms."""
-    if not settings.generation_compile:
+    if not enabled:
         return ()
-    sizes = settings.generation_compile_batch_sizes or range(1, settings.batch_max_images + 1)
+    sizes = configured or range(1, batch_max_images + 1)
     return tuple(sorted(set(sizes)))
 
 

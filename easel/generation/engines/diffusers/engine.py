@@ -1,0 +1,161 @@
+"""The diffusers Engine: which models exist, when they load, and what health reports.
+
+Requests are resolved in prepare.py, models loaded by loading.py, calls run by
+running.py; this class keeps the loaded models and the load errors between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from easel.core.errors import ServiceUnavailable
+from easel.core.generation_api import GenerationRequest
+from easel.generation.engines.base import (
+    CancelledFn,
+    EngineCall,
+    EngineCapabilities,
+    EngineHealth,
+    EngineOutput,
+    Prepared,
+    ProgressFn,
+    WorkflowListing,
+)
+from easel.generation.engines.diffusers.loading import LoadedModel, LoadOptions, load_model
+from easel.generation.engines.diffusers.models import CATALOGUE, compile_sizes, offline_hint
+from easel.generation.engines.diffusers.prepare import prepare
+from easel.generation.engines.diffusers.running import run_call
+from easel.generation.settings import GenerationSettings, ModelSpec
+
+log = logging.getLogger("easel.generation.diffusers")
+
+
+class DiffusersEngine:
+    """Configured diffusers pipelines, loaded once per process and run in a thread."""
+
+    name = "diffusers"
+    # Previews come from the latents of SD-family models (others' are None).
+    capabilities = EngineCapabilities(previews=True)
+
+    def __init__(
+        self,
+        *,
+        models: dict[str, ModelSpec],
+        default_model: str,
+        options: LoadOptions,
+        load: str = "startup",
+    ) -> None:
+        self.models = models
+        self.default_model = default_model
+        self.options = options
+        self.load_mode = load  # "startup": the default model loads as the service starts
+        self.loaded: dict[str, LoadedModel] = {}
+        self.errors: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._background: asyncio.Task[Any] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: GenerationSettings) -> DiffusersEngine:
+        options = LoadOptions(
+            models_path=settings.models_path,
+            cache_dir=settings.data_dir / "models",
+            device=settings.generation_device,
+            cpu_offload=settings.generation_cpu_offload,
+            vae_tiling=settings.generation_vae_tiling,
+            compile_batch_sizes=compile_sizes(
+                settings.generation_compile,
+                settings.generation_compile_batch_sizes,
+                settings.batch_max_images,
+            ),
+        )
+        return cls(
+            models={**CATALOGUE, **settings.generation_models},
+            default_model=settings.generation_model,
+            options=options,
+            load=settings.generation_load,
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.default_model not in self.models:
+            self.errors[self.default_model] = (
+                f"default model {self.default_model!r} is not configured; known: "
+                f"{', '.join(sorted(self.models))}"
+            )
+            return
+        if self.load_mode == "startup":
+            # In the background: the service answers health (degraded: loading) meanwhile,
+            # and requests wait for the model rather than fail.
+            self._background = asyncio.create_task(self._quietly_load(self.default_model))
+
+    async def _quietly_load(self, name: str) -> None:
+        try:
+            await self.ensure_loaded(name)
+        except ServiceUnavailable:
+            pass  # recorded in self.errors, reported by health
+
+    async def close(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+        self.loaded.clear()
+
+    async def ensure_loaded(self, name: str) -> LoadedModel:
+        if name in self.loaded:
+            return self.loaded[name]
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            if name not in self.loaded:
+                try:
+                    self.loaded[name] = await asyncio.to_thread(
+                        load_model, name, self.models[name], self.options
+                    )
+                    self.errors.pop(name, None)
+                except Exception as exc:
+                    log.exception("loading model %s failed", name)
+                    self.errors[name] = f"{offline_hint(name)} ({type(exc).__name__}: {exc})"
+                    raise ServiceUnavailable(self.errors[name]) from exc
+        return self.loaded[name]
+
+    # ---- requests ------------------------------------------------------------------------
+    def prepare(
+        self, request: GenerationRequest, input_size: tuple[int, int] | None = None
+    ) -> Prepared:
+        return prepare(request, self.models, self.default_model, input_size)
+
+    async def generate(
+        self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
+    ) -> EngineOutput:
+        loaded = await self.ensure_loaded(call.key.model)
+        return await asyncio.to_thread(run_call, loaded, call, progress, cancelled)
+
+    def describe_workflows(self) -> WorkflowListing | None:
+        return None  # models, not workflows
+
+    # ---- health --------------------------------------------------------------------------
+    def health(self) -> EngineHealth:
+        default = self.loaded.get(self.default_model)
+        detail: dict[str, Any] = {
+            "default_model": self.default_model,
+            "models_loaded": sorted(self.loaded),
+            "models_available": sorted(self.models),
+            "load_mode": self.load_mode,
+        }
+        if default is not None:
+            detail.update(
+                device=default.device,
+                dtype=default.dtype,
+                family=default.spec.family,
+                load_seconds=round(default.load_seconds, 3),
+                description=default.spec.description,
+            )
+            if default.compiled is not None:
+                detail["compile"] = default.compiled.report()
+        error = self.errors.get(self.default_model)
+        if default is None and error is None:
+            detail["state"] = "loading" if self.load_mode == "startup" else "loads on first use"
+        return EngineHealth(
+            ready=default is not None or (self.load_mode == "lazy" and error is None),
+            detail=detail,
+            error=error,
+            gpu_available=default is not None and default.device == "cuda",
+        )

@@ -1,0 +1,167 @@
+"""Pipelines from disk: one model's weights loaded once, on its device in its dtype, with
+the configured offload and tiling, and (when compiling) its denoiser compiled and warmed
+for every batch size before any request runs. Blocking: the engine calls it in a thread."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from easel.core.generation_api import Mode
+from easel.generation.engines.base import CallKey, EngineCall, EngineItem
+from easel.generation.engines.diffusers.compilation import (
+    COMPILABLE_FAMILIES,
+    CompiledDenoiser,
+    call_shape,
+    compile_denoiser,
+)
+from easel.generation.engines.diffusers.families import FAMILIES, Family
+from easel.generation.engines.diffusers.models import (
+    resolve_device,
+    resolve_dtype,
+    resolve_source,
+)
+from easel.generation.engines.diffusers.running import run_call
+from easel.generation.settings import ModelSpec
+
+log = logging.getLogger("easel.generation.diffusers")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How every model of an engine is loaded (from the engine's settings)."""
+
+    models_path: Path
+    cache_dir: Path
+    device: str = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    compile_batch_sizes: tuple[int, ...] = ()  # empty: no torch.compile
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    spec: ModelSpec
+    family: Family
+    base: Any  # the pipeline of the family's first mode (text-to-image, or its only one)
+    device: str
+    dtype: str
+    load_seconds: float
+    by_mode: dict[Mode, Any] = field(default_factory=dict)
+    compiled: CompiledDenoiser | None = None
+
+    def pipeline(self, mode: Mode) -> Any:
+        if mode not in self.by_mode:
+            import diffusers
+
+            class_name = self.family.pipelines[mode]
+            if type(self.base).__name__ == class_name:
+                self.by_mode[mode] = self.base
+            else:
+                # from_pipe shares the loaded components: no second copy of the weights.
+                self.by_mode[mode] = getattr(diffusers, class_name).from_pipe(self.base)
+            self.by_mode[mode].set_progress_bar_config(disable=True)
+        return self.by_mode[mode]
+
+
+def load_model(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
+    import diffusers
+    import torch
+    import transformers
+
+    # Loading bars are for terminals; the service logs one line per load instead.
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+    family = FAMILIES[spec.family]
+    device = resolve_device(options.device, torch)
+    dtype = resolve_dtype(spec.dtype, device, torch)
+    started = time.perf_counter()
+    first_mode = next(iter(family.pipelines))
+    pipeline_class = getattr(diffusers, family.pipelines[first_mode])
+    from_pretrained: dict[str, Any] = {"dtype": dtype}
+    if spec.variant:
+        from_pretrained["variant"] = spec.variant
+    base = pipeline_class.from_pretrained(
+        resolve_source(spec, options.models_path, options.cache_dir), **from_pretrained
+    )
+    if options.cpu_offload and device == "cuda":
+        base.enable_model_cpu_offload()
+    else:
+        base.to(device)
+    if options.vae_tiling and hasattr(base, "vae"):
+        base.vae.enable_tiling()
+    base.set_progress_bar_config(disable=True)
+    seconds = time.perf_counter() - started
+    dtype_name = str(dtype).removeprefix("torch.")
+    log.info(
+        "loaded model %s (%s) on %s as %s in %.2fs", name, spec.family, device, dtype_name, seconds
+    )
+    loaded = LoadedModel(
+        name=name,
+        spec=spec,
+        family=family,
+        base=base,
+        device=device,
+        dtype=dtype_name,
+        load_seconds=seconds,
+    )
+    loaded.by_mode[first_mode] = base
+    if options.compile_batch_sizes and spec.family in COMPILABLE_FAMILIES:
+        warm_compiled(loaded, first_mode, options)
+    elif options.compile_batch_sizes:
+        log.warning(
+            "not compiling %s: %s prompts vary in length, so a compiled model would "
+            "recompile on requests; it runs eager",
+            name,
+            spec.family,
+        )
+    return loaded
+
+
+def warm_compiled(loaded: LoadedModel, mode: Mode, options: LoadOptions) -> None:
+    """Compile the denoiser and warm it for every batch size at the default size: a request
+    then finds its shape compiled, or runs eager, and never waits for a compile."""
+    started = time.perf_counter()
+    loaded.compiled = compile_denoiser(loaded.base, options.cache_dir / "torch-compile")
+    spec, family = loaded.spec, loaded.family
+    size = spec.default_size or family.default_size
+    guidance = spec.default_guidance
+    key = CallKey(
+        model=loaded.name,
+        mode=mode,
+        width=size,
+        height=size,
+        steps=2,
+        guidance_scale=family.default_guidance if guidance is None else guidance,
+    )
+    needs_image = mode is not Mode.TEXT_TO_IMAGE
+    for images in options.compile_batch_sizes:
+        item = EngineItem(
+            prompt="warm-up",
+            negative_prompt=None,
+            seed=0,
+            num_images=images,
+            input_image=Image.new("RGB", (size, size)) if needs_image else None,
+            mask_image=Image.new("L", (size, size), 255) if mode is Mode.INPAINT else None,
+        )
+        run_call(loaded, EngineCall(key, [item]), _no_progress, lambda: False, warming=True)
+        loaded.compiled.warmed.add(call_shape(spec.family, images, size, size, key.guidance_scale))
+    log.info(
+        "compiled %s for batch sizes %s at %dx%d in %.1fs",
+        loaded.name,
+        list(options.compile_batch_sizes),
+        size,
+        size,
+        time.perf_counter() - started,
+    )
+
+
+def _no_progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
+    pass

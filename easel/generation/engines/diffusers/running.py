@@ -1,0 +1,85 @@
+"""One pipeline call run to its end or to a cancel, reporting every step.
+
+diffusers calls `callback_on_step_end` after each denoising step; it is the only hook
+into the loop, so it carries progress, previews and cancel: once every request sharing
+the call is cancelled it sets the pipeline's interrupt flag, and the loop stops at the
+next step. Blocking: the engine runs it in a thread, and `progress` is thread-safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from easel.generation.engines.base import CancelledFn, EngineCall, EngineOutput, ProgressFn
+from easel.generation.engines.diffusers.calls import build_call, first_images
+from easel.generation.engines.diffusers.compilation import call_shape
+from easel.generation.engines.diffusers.models import condition_area
+from easel.generation.engines.diffusers.outputs import per_item
+from easel.generation.engines.diffusers.previews import latent_preview
+
+if TYPE_CHECKING:  # loading.py runs warm-up calls through this module
+    from easel.generation.engines.diffusers.loading import LoadedModel
+
+
+class StepCallback:
+    """The pipeline's `callback_on_step_end` for one call."""
+
+    def __init__(self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn) -> None:
+        self.steps = call.key.steps
+        self.first_images = first_images(call.items)
+        self.preview_every = [item.wants_preview_every for item in call.items]
+        self.progress = progress
+        self.cancelled = cancelled
+        self.steps_run = 0
+
+    def __call__(self, pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> Any:
+        self.steps_run = step + 1
+        # The scheduler's count where it has one: image-to-image runs a share of the steps.
+        total = int(getattr(pipe, "num_timesteps", 0) or self.steps)
+        self.progress(self.steps_run, total, self._previews(tensors))
+        if self.cancelled():
+            pipe._interrupt = True
+        return tensors
+
+    def _previews(self, tensors: dict[str, Any]) -> list[Image.Image | None]:
+        """Per item, a preview of its first image at the steps it asked for one."""
+        due = [every is not None and self.steps_run % every == 0 for every in self.preview_every]
+        if not any(due) or "latents" not in tensors:
+            return [None] * len(self.preview_every)
+        latents = tensors["latents"]
+        return [
+            latent_preview(latents[first]) if wanted else None
+            for first, wanted in zip(self.first_images, due, strict=True)
+        ]
+
+
+def run_call(
+    loaded: LoadedModel,
+    call: EngineCall,
+    progress: ProgressFn,
+    cancelled: CancelledFn,
+    *,
+    warming: bool = False,
+) -> EngineOutput:
+    import torch
+
+    key = call.key
+    pipeline = loaded.pipeline(key.mode)
+    if loaded.compiled is not None:
+        shape = call_shape(
+            loaded.spec.family, call.num_images, key.width, key.height, key.guidance_scale
+        )
+        loaded.compiled.use_for(pipeline, shape, warming=warming)
+    arguments = build_call(loaded.family, pipeline, call)
+    callback = StepCallback(call, progress, cancelled)
+    with torch.inference_mode(), condition_area(loaded.spec):
+        output = pipeline(
+            generator=arguments.generators, callback_on_step_end=callback, **arguments.kwargs
+        )
+    return EngineOutput(
+        images=per_item(list(output.images), call.items),
+        steps_run=callback.steps_run,
+        interrupted=cancelled(),
+    )
