@@ -73,7 +73,7 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-class JobFailed(EaselError):
+class JobFailedError(EaselError):
     """The result of a failed job: its error, in `details`."""
 
     status, code = 409, "job_failed"
@@ -193,8 +193,8 @@ class JobManager:
         job = await self._job(job_id)
         if job.status is JobStatus.FAILED:
             error = job.error or {}
-            raise JobFailed(f"job {job_id} failed: {error.get('message', 'unknown error')}",
-                            details=error)  # fmt: skip
+            message = error.get("message", "unknown error")
+            raise JobFailedError(f"job {job_id} failed: {message}", details=error)
         if job.status is not JobStatus.DONE or job.result is None:
             raise Conflict(
                 f"job {job_id} is {job.status}, not done", details={"status": job.status}
