@@ -62,3 +62,17 @@ def test_serve_one_service_on_its_own(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/api/system/health").status_code == 404
     finally:
         server.stop()
+
+
+def test_every_spelling_of_a_service_serves_it(tmp_path: Path) -> None:
+    from tests.support.servers import start_server
+
+    for typed in ("job-manager", "jobs"):  # jobs: compat, the pod's first name for it
+        server = start_server(typed, tmp_path, env={"EASEL_JOBS_IN_PROCESS_WORKER": "false"})
+        try:
+            body = httpx.get(f"{server.url}/api/health").json()
+            assert body["service"] == "job_manager", typed
+        finally:
+            server.stop()
+    unknown = run_easel(tmp_path, "serve", "job_manager")
+    assert unknown.returncode == 2 and "job-manager" in unknown.stderr
