@@ -14,12 +14,6 @@ from easel.core.asgi_transport import StreamingASGITransport
 ClientOpener = Callable[[AsyncExitStack], Awaitable[httpx.AsyncClient]]
 """Opens a client of another service into the caller's exit stack (closed with it)."""
 
-IN_PROCESS_BASE_URL = "http://{name}.in-process"
-
-
-def in_process_base_url(key: str) -> str:
-    return IN_PROCESS_BASE_URL.format(name=key.replace("_", "-"))
-
 
 def in_process_client(
     app: ASGIApp, key: str, timeout: httpx.Timeout | None = None
@@ -28,7 +22,7 @@ def in_process_client(
     on, unlike httpx.ASGITransport; it runs no lifespan (the app's owner runs it)."""
     return httpx.AsyncClient(
         transport=StreamingASGITransport(app),
-        base_url=in_process_base_url(key),
+        base_url=f"http://{key.replace('_', '-')}.in-process",
         timeout=timeout or httpx.Timeout(5.0),
     )
 

@@ -101,8 +101,3 @@ def validation_problems(error: ValidationError) -> list[str]:
         shown = f" (got {value!r})" if isinstance(value, str | int | float) and not secret else ""
         parts.append(f"{loc.upper()}: {item['msg']}{shown}")
     return parts
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each bad setting, for start-up (no traceback)."""
-    return "invalid settings: " + "; ".join(validation_problems(error))
