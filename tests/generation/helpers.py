@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from tests.support.images import decode_b64
+from tests.support.waiting import ProgressDeadline
 
 WAIT = 60.0
 
@@ -37,11 +38,12 @@ def generation_state(api: httpx.Client) -> dict[str, Any]:
 
 
 def wait_until_idle(api: httpx.Client) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    deadline = ProgressDeadline(WAIT)  # a queue still running steps is still moving
+    while not deadline.expired():
         state = generation_state(api)
         if state["queue"]["pending"] == 0:
             return state
+        deadline.observe((state["queue"]["pending"], state["queue"]["steps_run"]))
         time.sleep(0.05)
     raise AssertionError("the generation service did not become idle")
 

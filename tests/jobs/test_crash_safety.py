@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.generation.helpers import sse_events
 from tests.jobs.helpers import WAIT, submit, wait_for
 from tests.support.servers import start_server, start_worker
+from tests.support.waiting import SLOW_MACHINE_TIMEOUT, ProgressDeadline
 
 # Long enough (seconds) that a cancel or a kill always lands mid-run.
 LONG = {"prompt": "a long one", "steps": 40, "width": 512, "height": 512, "seed": 1}
@@ -19,6 +22,9 @@ FAST_RECOVERY = {
 }
 
 
+# Two runs of a 40-step job: on a loaded machine that takes minutes, and the waits below
+# give up only when the job stops moving.
+@pytest.mark.timeout(SLOW_MACHINE_TIMEOUT)
 def test_a_job_whose_worker_is_killed_is_finished_by_another(tmp_path: Path) -> None:
     env = {**FAST_RECOVERY, "EASEL_JOBS_IN_PROCESS_WORKER": "false"}
     server = start_server("all", tmp_path, env=env)
@@ -31,8 +37,12 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another(tmp_path: Path) -> 
             task_id = submit(api, LONG)
             deadline_view = wait_for(api, task_id, "running")
             assert deadline_view["attempts"] == 1
-            while api.get(f"/api/generate/status/{task_id}").json()["progress"]["step"] < 2:
-                pass
+            started = ProgressDeadline(WAIT)
+            status = f"/api/generate/status/{task_id}"
+            while (step := api.get(status).json()["progress"]["step"]) < 2:
+                assert not started.expired(), f"the job stalled at step {step}"
+                started.observe(step)
+                time.sleep(0.01)
             workers[0].kill()  # SIGKILL mid-job: no goodbye, no cleanup
             workers.append(start_worker(tmp_path, worker_env))
             view = wait_for(api, task_id, "done")
