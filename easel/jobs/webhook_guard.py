@@ -75,6 +75,13 @@ class Target:
     extensions: dict[str, str]
 
 
+class HostUnresolved(Exception):
+    """The name did not resolve (maybe for a moment: a delivery tries again)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"host {host!r} does not resolve")
+
+
 def _refused(message: str) -> InvalidInput:
     return InvalidInput.field("webhook.url", message)
 
@@ -135,9 +142,9 @@ async def _addresses(url: httpx.URL, resolver: Resolver) -> list[IPAddress]:
     try:
         addresses = await resolver.resolve(host, port)
     except (OSError, TimeoutError) as exc:
-        raise _refused(f"host {host!r} does not resolve") from exc
+        raise HostUnresolved(host) from exc
     if not addresses:
-        raise _refused(f"host {host!r} does not resolve")
+        raise HostUnresolved(host)
     return addresses
 
 
@@ -156,13 +163,19 @@ async def check_webhook_url(
     """Raise InvalidInput naming `webhook.url` unless `url` is http(s) with a host that
     is (and resolves only to) public addresses; `allow_private` lifts the address rule."""
     parsed = _parse(url)
-    if not allow_private:
-        _require_public(parsed, await _addresses(parsed, resolver))
+    if allow_private:
+        return
+    try:
+        addresses = await _addresses(parsed, resolver)
+    except HostUnresolved as exc:
+        raise _refused(str(exc)) from exc
+    _require_public(parsed, addresses)
 
 
 async def pin(url: str, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER) -> Target:
     """Check `url` as `check_webhook_url` does, resolving its name once, and give the
-    target that connects to the checked address."""
+    target that connects to the checked address. Raises HostUnresolved when the name does
+    not resolve (worth another try), InvalidInput when the URL is refused."""
     parsed = _parse(url)
     addresses = await _addresses(parsed, resolver)
     if not allow_private:

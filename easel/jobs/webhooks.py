@@ -34,7 +34,14 @@ import httpx
 from easel.core.errors import InvalidInput
 from easel.core.events import EventType, JobEvent, job_event_data
 from easel.jobs.models import Job, WebhookEvent, WebhookSpec
-from easel.jobs.webhook_guard import SYSTEM_RESOLVER, Resolver, Target, check_webhook_url, pin
+from easel.jobs.webhook_guard import (
+    SYSTEM_RESOLVER,
+    HostUnresolved,
+    Resolver,
+    Target,
+    check_webhook_url,
+    pin,
+)
 
 log = logging.getLogger("easel.jobs.webhooks")
 
@@ -141,12 +148,16 @@ class WebhookSender:
         body = json.dumps(message(job, event, now=self.clock())).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
         for attempt in range(1, self.max_attempts + 1):
+            outcome: str | None
             try:  # again: what the name resolves to may have changed since submit
                 target = await pin(url, allow_private=self.allow_private, resolver=self.resolver)
             except InvalidInput as exc:
                 log.warning("webhook %s of job %s refused: %s", msg_id, job.id, exc.message)
                 return False
-            outcome, retry = await self._attempt(target, msg_id, body)
+            except HostUnresolved as exc:
+                outcome, retry = str(exc), True
+            else:
+                outcome, retry = await self._attempt(target, msg_id, body)
             if outcome is None:
                 log.info("webhook %s of job %s delivered (attempt %d)", msg_id, job.id, attempt)
                 return True

@@ -56,7 +56,12 @@ def start_pod(files: PidFiles, report: Report, *, python: str = sys.executable) 
     assert watchdog.stdout is not None
     try:
         for line in watchdog.stdout:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:  # not ours (a library printing): the log has it anyway
+                continue
+            if not isinstance(message, dict):
+                continue
             if "report" in message:
                 level, name, text = message["report"]
                 report(Level(level), name, text)

@@ -144,6 +144,22 @@ async def test_a_delivery_connects_to_the_checked_address_with_the_name_as_host(
     assert resolver.asked == ["receiver.test"]
 
 
+class FlakyResolver(ScriptedResolver):
+    """Fails its first lookup (a resolver briefly unreachable), then answers."""
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        if not self.asked:
+            self.asked.append(host)
+            raise OSError("temporary failure in name resolution")
+        return await super().resolve(host, port)
+
+
+async def test_a_name_that_does_not_resolve_for_a_moment_is_tried_again() -> None:
+    internet = PublicInternet(PUBLIC)
+    assert await deliver(internet, FlakyResolver(PUBLIC), "http://hooks.example.com/")
+    assert len(internet.seen) == 1
+
+
 async def test_https_keeps_the_name_for_tls() -> None:
     internet = PublicInternet(PUBLIC)
     assert await deliver(internet, ScriptedResolver(PUBLIC), "https://hooks.example.com/in")
