@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
@@ -16,13 +16,13 @@ from rich.table import Table
 from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
 from easel.compose.settings import EaselSettings, SettingsError
 from easel.core.logging import configure_logging
-from easel.pod import lifecycle
+from easel.pod import handoff, lifecycle, watchdog
 from easel.pod import logs as pod_logs
-from easel.pod.pidfiles import PidFiles
+from easel.pod.pidfiles import WATCHDOG, PidFiles
 from easel.pod.plan import PlanError, PodProcess, build_plan, process_name
 from easel.pod.state import snapshot
 from easel.pod.supervisor import Supervisor
-from easel.pod.table import status_table
+from easel.pod.table import notes, status_table
 
 app = typer.Typer(help="easel: a self-hostable backend for AI image generation and editing.")
 console = Console()
@@ -161,16 +161,24 @@ def _pod(settings: EaselSettings) -> tuple[list[PodProcess], Supervisor]:
     return plan, supervisor
 
 
+# `down` waits this long for the lock: the watchdog holds it for a moment per restart.
+DOWN_LOCK_WAIT = 10.0
+
+
 @contextlib.contextmanager
-def _locked(supervisor: Supervisor) -> Iterator[None]:
-    with supervisor.files.lock() as held:
+def _locked(supervisor: Supervisor, wait_s: float = 0.0) -> Iterator[None]:
+    with supervisor.files.lock(wait_s) as held:
         if not held:
-            err_console.print(
-                f"[red]easel: another `easel up` or `easel down` is running on "
-                f"{escape(str(supervisor.files.run_dir))}[/red]"
-            )
-            raise typer.Exit(1)
+            _locked_out(supervisor)
         yield
+
+
+def _locked_out(supervisor: Supervisor) -> NoReturn:
+    err_console.print(
+        f"[red]easel: another `easel up` or `easel down` is running on "
+        f"{escape(str(supervisor.files.run_dir))}[/red]"
+    )
+    raise typer.Exit(1)
 
 
 _LEVEL_STYLES = {
@@ -192,13 +200,20 @@ def up() -> None:
     ComfyUI (when EASEL_COMFYUI_COMMAND is set), the services (EASEL_POD_SERVICES),
     EASEL_POD_WORKERS workers and the gateway, each waited for until it answers. What
     already runs is not started twice; a failure stops what this run started and exits 1.
+    A watchdog stays behind and restarts a process that exits (EASEL_POD_RESTART).
     """
     settings = load_settings()
     plan, supervisor = _pod(settings)
-    with _locked(supervisor):
-        result = lifecycle.up(plan, supervisor, _report)
+    result = handoff.start_pod(supervisor.files, _report)
+    if result.locked:
+        _locked_out(supervisor)
+    if result.lost:
+        log = supervisor.files.log_path(WATCHDOG)
+        err_console.print(f"[red]easel up failed[/red]; the last lines of {escape(str(log))}:")
+        err_console.print(pod_logs.tail(log, 20), markup=False, highlight=False)
+        raise typer.Exit(1)
     if result.failure is not None:
-        log = supervisor.files.log_path(result.failure.name)
+        log = supervisor.files.log_path(result.failure[0])
         err_console.print(f"[red]easel up failed[/red]; the last lines of {escape(str(log))}:")
         err_console.print(pod_logs.tail(log, 20), markup=False, highlight=False)
         raise typer.Exit(1)
@@ -227,7 +242,12 @@ def down(
     # The names as typed too: a pod started by an earlier version named its job manager
     # `jobs`, and its PID file still says so.
     chosen = {process_name(name) for name in names} | set(names) if names else None
-    with _locked(supervisor):
+    with _locked(supervisor, DOWN_LOCK_WAIT):
+        if chosen is None:  # first: it must not restart what is being stopped
+            ended = watchdog.stop_watchdog(supervisor.files, settings.pod.pod_stop_grace)
+            if ended is not None:
+                _report(lifecycle.Level.OK, WATCHDOG,
+                        f"ended (pid {ended.pid}); nothing is restarted from now on")  # fmt: skip
         running = lifecycle.down(supervisor, _report, chosen)
     if not running:
         console.print("nothing was running")
@@ -243,8 +263,23 @@ def status() -> None:
     plan, supervisor = _pod(settings)
     states = snapshot(plan, supervisor.files, settings.gateway.health_timeout)
     console.print(status_table(states, settings.pod.run_dir))
+    for note in notes(states):
+        console.print(note)
+    guard = supervisor.files.read_watchdog()
+    if guard is not None and guard.alive:
+        console.print(f"watchdog: running (pid {guard.pid}); restarts what exits")
+    elif any(state.state.is_up for state in states):
+        console.print("watchdog: not running; a process that exits is not restarted")
     planned = [state for state in states if state.planned]
     raise typer.Exit(0 if all(s.state.is_up and s.answered for s in planned) else 1)
+
+
+@app.command(handoff.WATCHDOG_COMMAND, hidden=True)
+def pod_watchdog() -> None:
+    """What `easel up` runs in the background: starts the pod, then restarts what exits."""
+    settings = load_settings()
+    plan, supervisor = _pod(settings)
+    raise typer.Exit(handoff.run_watchdog(plan, supervisor, settings.pod))
 
 
 @app.command()

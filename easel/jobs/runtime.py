@@ -33,8 +33,12 @@ async def open_webhooks(settings: JobsSettings, stack: AsyncExitStack) -> Webhoo
     are refused. Deliveries still under way are cancelled when `stack` closes."""
     sender = None
     if settings.webhook_secret is not None:
-        # No redirects: the address guard checks only the URL the job gave.
-        client = httpx.AsyncClient(follow_redirects=False)
+        # No redirects: the address guard checks only the URL the job gave. No kept-alive
+        # connections: each delivery connects to the address it checked, and a pooled
+        # connection (keyed by that address) could carry another name's TLS session.
+        client = httpx.AsyncClient(
+            follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         sender = WebhookSender(
             client=await stack.enter_async_context(client),
             secret=settings.webhook_secret.get_secret_value(),

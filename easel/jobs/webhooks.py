@@ -9,9 +9,10 @@ base64 key, as Standard Webhooks libraries expect, or any other string, whose UT
 bytes are the key. `sign` and `verify` here are what a receiver written in Python needs.
 
 Deliveries run in the background (`Webhooks.notify`); they never block or fail a job.
-URLs are checked at submit and again before each attempt: loopback, private, link-local
-and other non-public addresses are refused unless EASEL_WEBHOOK_ALLOW_PRIVATE. Redirects
-are not followed (they could lead anywhere).
+URLs are checked at submit and again before each attempt, and each attempt connects to
+exactly the address checked (`webhook_guard`): loopback, private, link-local and other
+non-public addresses are refused unless EASEL_WEBHOOK_ALLOW_PRIVATE. Redirects are not
+followed (they could lead anywhere).
 """
 
 from __future__ import annotations
@@ -20,27 +21,31 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from easel.core.errors import InvalidInput
 from easel.core.events import EventType, JobEvent, job_event_data
 from easel.jobs.models import Job, WebhookEvent, WebhookSpec
+from easel.jobs.webhook_guard import (
+    SYSTEM_RESOLVER,
+    HostUnresolved,
+    Resolver,
+    Target,
+    check_webhook_url,
+    pin,
+)
 
 log = logging.getLogger("easel.jobs.webhooks")
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
-RESOLVE_TIMEOUT_S = 5.0
 # Job event type -> webhook event name (what `webhook.events` filters on).
 EVENT_NAMES: dict[EventType, WebhookEvent] = {
     EventType.STARTED: "started",
@@ -90,62 +95,6 @@ def verify(
     return any(hmac.compare_digest(expected, given) for given in signature.split())
 
 
-# ---- the address guard ----------------------------------------------------------------
-def _refused(field: str, message: str) -> InvalidInput:
-    return InvalidInput.field(field, message)
-
-
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass  # a name: resolve it
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as exc:
-        raise _refused("webhook.url", f"host {host!r} does not resolve") from exc
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-
-
-async def check_webhook_url(url: str, *, allow_private: bool) -> None:
-    """Raise InvalidInput naming `webhook.url` unless `url` is http(s) with a host that
-    is (and resolves only to) public addresses; `allow_private` lifts the address rule."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise _refused("webhook.url", f"not a valid URL: {exc}") from exc
-    if parts.scheme not in ("http", "https"):
-        raise _refused("webhook.url", "must be an http:// or https:// URL")
-    host = parts.hostname
-    if not host:
-        raise _refused("webhook.url", "has no host")
-    if allow_private:
-        return
-    for address in await _addresses(host, port):
-        if not _is_public(address):
-            raise _refused(
-                "webhook.url",
-                f"{host!r} is a loopback, private or otherwise non-public address ({address});"
-                " set EASEL_WEBHOOK_ALLOW_PRIVATE=true to allow it",
-            )
-
-
 # ---- delivery -------------------------------------------------------------------------
 def message(job: Job, event: JobEvent, *, now: float) -> dict[str, Any]:
     """The JSON body for one job event: images by reference only (sha256), no previews."""
@@ -176,6 +125,7 @@ class WebhookSender:
         backoff_s: float = 1.0,
         timeout_s: float = 10.0,
         allow_private: bool = False,
+        resolver: Resolver = SYSTEM_RESOLVER,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -186,6 +136,7 @@ class WebhookSender:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.allow_private = allow_private
+        self.resolver = resolver
         self.clock = clock
         self.sleep = sleep
 
@@ -197,12 +148,16 @@ class WebhookSender:
         body = json.dumps(message(job, event, now=self.clock())).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
         for attempt in range(1, self.max_attempts + 1):
+            outcome: str | None
             try:  # again: what the name resolves to may have changed since submit
-                await check_webhook_url(url, allow_private=self.allow_private)
+                target = await pin(url, allow_private=self.allow_private, resolver=self.resolver)
             except InvalidInput as exc:
                 log.warning("webhook %s of job %s refused: %s", msg_id, job.id, exc.message)
                 return False
-            outcome, retry = await self._attempt(url, msg_id, body)
+            except HostUnresolved as exc:
+                outcome, retry = str(exc), True
+            else:
+                outcome, retry = await self._attempt(target, msg_id, body)
             if outcome is None:
                 log.info("webhook %s of job %s delivered (attempt %d)", msg_id, job.id, attempt)
                 return True
@@ -217,10 +172,12 @@ class WebhookSender:
         log.error("webhook %s of job %s: gave up after %d attempts", msg_id, job.id, attempt)
         return False
 
-    async def _attempt(self, url: str, msg_id: str, body: bytes) -> tuple[str | None, bool]:
-        """One POST: (None, _) when delivered, else (what went wrong, worth retrying)."""
+    async def _attempt(self, target: Target, msg_id: str, body: bytes) -> tuple[str | None, bool]:
+        """One POST to the checked address: (None, _) when delivered, else (what went
+        wrong, worth retrying)."""
         timestamp = int(self.clock())  # per attempt, so a late retry is not judged stale
         headers = {
+            "host": target.host_header,
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
@@ -228,7 +185,12 @@ class WebhookSender:
         }
         try:
             response = await self.client.post(
-                url, content=body, headers=headers, timeout=self.timeout_s
+                target.url,
+                content=body,
+                headers=headers,
+                extensions=target.extensions,
+                timeout=self.timeout_s,
+                follow_redirects=False,  # a redirect could lead anywhere the guard refuses
             )
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}", True
@@ -249,10 +211,12 @@ class Webhooks:
 
     async def check(self, spec: WebhookSpec) -> None:
         if self.sender is None:
-            raise _refused(
+            raise InvalidInput.field(
                 "webhook", "webhooks are off on this server: set EASEL_WEBHOOK_SECRET to use them"
             )
-        await check_webhook_url(spec.url, allow_private=self.allow_private)
+        await check_webhook_url(
+            spec.url, allow_private=self.allow_private, resolver=self.sender.resolver
+        )
 
     async def notify(self, job: Job, event: JobEvent) -> None:
         """Schedule delivery of `event` when the job's webhook asks for it; never waits."""

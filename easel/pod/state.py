@@ -1,9 +1,9 @@
-"""How each pod process is doing, for `easel status`: process, health, uptime."""
+"""How each pod process is doing, for `easel status`: process, health, uptime, restarts."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from easel.pod.plan import PodProcess
 class RunState(StrEnum):
     RUNNING = "running"
     DEAD = "dead"  # a PID file, but its process is gone (crashed or killed): stale
+    FAILED = "failed"  # gone, and the watchdog gave up restarting it (`gave_up` says why)
     STOPPED = "stopped"  # no PID file
 
     @property
@@ -33,6 +34,10 @@ class ProcessState:
     uptime_s: float | None
     log: Path
     planned: bool  # in the current plan; False: a PID file left from other settings
+    restarts: int = 0
+    last_exit_code: int | None = None  # see PidRecord
+    last_exit_at: float | None = None
+    gave_up: str | None = None
 
 
 def snapshot(plan: list[PodProcess], files: PidFiles, health_timeout: float) -> list[ProcessState]:
@@ -59,14 +64,22 @@ def _state(
         return ProcessState(name, state, None, port, None, False, None, log, planned)
     process = record.process()
     if process is None:
-        return ProcessState(
-            name, RunState.DEAD, record.pid, record.port, None, False, None, log, planned
-        )
-    health, answered = None, True
-    if record.health_url:
-        result = probe(record.health_url, health_timeout)
-        health, answered = result.status, result.answered
-    uptime = time.time() - record.create_time
-    return ProcessState(
-        name, RunState.RUNNING, record.pid, record.port, health, answered, uptime, log, planned
+        state = RunState.DEAD if record.gave_up is None else RunState.FAILED
+        found = ProcessState(name, state, record.pid, record.port, None, False, None, log, planned)
+    else:
+        health, answered = None, True
+        if record.health_url:
+            result = probe(record.health_url, health_timeout)
+            health, answered = result.status, result.answered
+        uptime = time.time() - record.create_time
+        found = ProcessState(
+            name, RunState.RUNNING, record.pid, record.port, health, answered, uptime, log,
+            planned,
+        )  # fmt: skip
+    return replace(
+        found,
+        restarts=record.restarts,
+        last_exit_code=record.last_exit_code,
+        last_exit_at=record.last_exit_at,
+        gave_up=record.gave_up,
     )

@@ -52,9 +52,18 @@ class Supervisor:
         # Processes this invocation started: polling them reaps them when they exit.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
-    def spawn(self, process: PodProcess, order: int) -> PidRecord:
+    def spawn(
+        self,
+        process: PodProcess,
+        order: int,
+        *,
+        restarts: int = 0,
+        last_exit_code: int | None = None,
+        last_exit_at: float | None = None,
+    ) -> PidRecord:
         """Start it detached, output appended to its log; its PID file written at once, so
-        even an `up` that dies half-way leaves nothing untracked."""
+        even an `up` that dies half-way leaves nothing untracked. A restart passes its count
+        and `last_exit_code`/`last_exit_at`, kept in the record."""
         log_path = self.files.log_path(process.name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
@@ -80,9 +89,16 @@ class Supervisor:
             order=order,
             port=process.port,
             health_url=process.health_url,
+            restarts=restarts,
+            last_exit_code=last_exit_code,
+            last_exit_at=last_exit_at,
         )
         self.files.write(record)
         return record
+
+    def child(self, name: str) -> subprocess.Popen[bytes] | None:
+        """The process of `name` this supervisor started (and so can wait for), if any."""
+        return self._children.get(name)
 
     def exit_code(self, name: str) -> int | None:
         child = self._children.get(name)

@@ -22,10 +22,10 @@ from easel.core.events import (
     Progress,
 )
 from easel.jobs.models import Job, WebhookSpec
+from easel.jobs.webhook_guard import check_webhook_url
 from easel.jobs.webhooks import (
     Webhooks,
     WebhookSender,
-    check_webhook_url,
     message,
     secret_key,
     sign,
