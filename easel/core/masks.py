@@ -156,10 +156,19 @@ def dilate(mask: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
             mask, disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0
         )
         return out
+    # Nothing beyond the selection's box grown by the radius can be reached: work inside it.
+    x, y, w, h = cv2.boundingRect(mask)
+    out = np.zeros_like(mask)
+    if w == 0:
+        return out
+    height, width = mask.shape
+    top, left = max(0, y - radius), max(0, x - radius)
+    bottom, right = min(height, y + h + radius), min(width, x + w + radius)
     # Distance of each pixel to the nearest selected one (the zeros of `unselected`).
-    unselected = (mask == 0).view(np.uint8)
+    unselected = (mask[top:bottom, left:right] == 0).view(np.uint8)
     distance = cv2.distanceTransform(unselected, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return as_mask(distance <= radius)
+    out[top:bottom, left:right] = as_mask(distance <= radius)
+    return out
 
 
 def erode(mask: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
@@ -170,9 +179,20 @@ def erode(mask: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
             mask, disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=255
         )
         return out
+    # What survives lies in the selection's box. Work there plus a ring of one pixel (all
+    # unselected) where the box does not touch the frame: no pixel farther out is nearer.
+    x, y, w, h = cv2.boundingRect(mask)
+    out = np.zeros_like(mask)
+    if w == 0:
+        return out
+    height, width = mask.shape
+    top, left = max(0, y - 1), max(0, x - 1)
+    bottom, right = min(height, y + h + 1), min(width, x + w + 1)
     # Distance of each pixel to the nearest unselected one (the zeros of the mask itself).
-    distance = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return as_mask(distance > radius)
+    region = np.ascontiguousarray(mask[top:bottom, left:right])
+    distance = cv2.distanceTransform(region, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    out[top:bottom, left:right] = as_mask(distance > radius)
+    return out
 
 
 def feather(mask: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:

@@ -82,6 +82,22 @@ def test_large_radii_equal_an_exact_reference(seed: int) -> None:
     assert np.array_equal(shrunk, 255 - dilate_by_chords(mask == 255, radius))
 
 
+@pytest.mark.parametrize(
+    "box",
+    [(30, 40, 60, 75), (0, 0, 20, 30), (70, 95, 90, 120), (0, 50, 90, 70), (10, 0, 30, 120)],
+)
+@pytest.mark.parametrize("radius", [5, 12, 33])
+def test_one_object_anywhere_equals_before(box: tuple[int, int, int, int], radius: int) -> None:
+    # The work is cut to the object's box (grown by the radius, or by a ring of one pixel):
+    # objects inside the frame and touching each of its edges.
+    top, left, bottom, right = box
+    mask = np.zeros((90, 120), np.uint8)
+    mask[top:bottom, left:right] = 255
+    cv2.circle(mask, ((left + right) // 2, (top + bottom) // 2), 6, 0, -1)  # a hole
+    assert np.array_equal(refine_mask(mask, MaskRefine(dilate=radius)), old_dilate(mask, radius))
+    assert np.array_equal(refine_mask(mask, MaskRefine(erode=radius)), old_erode(mask, radius))
+
+
 def test_dilate_then_erode_of_shapes_equals_before() -> None:
     mask = shapes(120, 160, seed=3)
     refine = MaskRefine(dilate=17, erode=11)
