@@ -13,7 +13,7 @@ the PNG are the same before and after (the `service` column is the whole
 
 The old algorithm costs area x radius²: its slowest cases take minutes, so by default a
 `before` case is measured only when its estimate (the last measured case of the same op,
-scaled by area x radius², or x radius for feather) is under `--max-before-s`; the others
+scaled by area x (2r + 1)², or x (2r + 1) for feather) is under `--max-before-s`; the others
 show the estimate, marked `est.`. Target: every legal op on 4 MP <= 200 ms.
 
     .venv/bin/python benchmarks/image_ops.py                    # about 2 minutes
@@ -157,16 +157,18 @@ def service_ms(service: ImageUtilsService, mask: Mask, op: str, radius: int, n: 
     return median_ms(lambda: service.mask(request), n)[0]
 
 
-# How the old cost grows with the radius: the disk's area, or the blur kernel's length.
+# How the old cost grows with the kernel's side (2r + 1): the disk's area, or the blur
+# kernel's length.
 RADIUS_POWER = {"dilate": 2, "erode": 2, "refine": 2, "feather": 1, "invert": 0}
 
 
 def estimate_ms(earlier: list[tuple[int, int, float]], op: str, side: int, radius: int) -> float:
-    """The old cost scaled from the last measured case of the same op: area x radius^p."""
+    """The old cost scaled from the last measured case of the same op: area x side^p."""
     if not earlier:
         return 0.0
     side0, radius0, ms = earlier[-1]
-    return ms * (side / side0) ** 2 * (radius / radius0) ** RADIUS_POWER[op]
+    kernel = (2 * radius + 1) / (2 * radius0 + 1)
+    return ms * (side / side0) ** 2 * kernel ** RADIUS_POWER[op]
 
 
 def run(args: argparse.Namespace) -> list[Row]:
