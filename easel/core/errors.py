@@ -88,6 +88,13 @@ class GatewayTimeout(EaselError):
     status, code = 504, "gateway_timeout"
 
 
+class ClientGone(EaselError):
+    """The client disconnected before its work started; nobody reads the answer (499 is
+    nginx's "client closed request", for the access log)."""
+
+    status, code = 499, "client_closed_request"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:

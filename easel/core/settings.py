@@ -85,6 +85,21 @@ class SharedSettings(EaselSettingsBase):
         return int(self.max_image_size_mb * 1024 * 1024)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class MaskLimitSettings(EaselSettingsBase):
+    """How large a mask refinement's radii may be; read by every service that refines
+    masks (image-utils' `mask` op, segmentation's `refine`)."""
+
+    # A radius (dilate, erode, feather) at most this times the mask's longer side.
+    mask_max_radius_ratio: float = Field(1.0, gt=0, validation_alias=env("MASK_MAX_RADIUS_RATIO"))
+    # Dilate and erode of a grey mask cost radius^2 per pixel: their own, smaller bound.
+    mask_grey_max_radius: int = Field(8, ge=0, le=64, validation_alias=env("MASK_GREY_MAX_RADIUS"))
+
+
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
     """This process's environment plus `overrides`, for a child process (`easel up`):
     the child reads its own settings from it."""

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from easel.core.app import create_service_app
 from easel.core.body import parse_body
 from easel.core.container import container_of, install_container
+from easel.core.cpu_pool import CpuPool
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
+from easel.core.masks import MaskLimits
 from easel.core.openapi import json_or_form_body
 from easel.image_utils.schemas import (
     BODY_MODELS,
@@ -39,6 +40,7 @@ SERVICE = "image_utils"
 class ImageUtilsContainer:
     settings: ImageUtilsSettings
     service: ImageUtilsService
+    pool: CpuPool
 
 
 Container = Annotated[ImageUtilsContainer, Depends(container_of(ImageUtilsContainer))]
@@ -76,7 +78,7 @@ OPS = (
 def _add_op_route(router: APIRouter, op: Op) -> None:
     async def run_op(request: Request, container: Container) -> Any:
         body = await parse_body(request, op.body, max_field_bytes=container.settings.max_body_bytes)
-        return await run_in_threadpool(op.run, container.service, body)
+        return await container.pool.run(op.run, container.service, body, request=request)
 
     run_op.__name__ = op.name.replace("-", "_")
     router.add_api_route(
@@ -102,23 +104,33 @@ health_router = APIRouter(tags=["health"])
 
 @health_router.get("/api/health", response_model=ServiceHealth)
 async def health(container: Container) -> ServiceHealth:
-    """The image-utils service's own health; it has no dependencies, so it is healthy."""
+    """The image-utils service's own health; it has no dependencies, so it is healthy.
+    `pool`: its CPU pool's workers, the ops running and those waiting for a worker."""
     return ServiceHealth(
         status=HealthStatus.HEALTHY,
         service=SERVICE,
         version=container.settings.version,
-        detail={"ops": [op.name for op in OPS]},
+        detail={"ops": [op.name for op in OPS], "pool": container.pool.stats()},
     )
 
 
 def create_app(settings: ImageUtilsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        codec = ImageCodec.from_settings(settings)
-        install_container(
-            app, ImageUtilsContainer(settings=settings, service=ImageUtilsService(codec=codec))
+        service = ImageUtilsService(
+            codec=ImageCodec.from_settings(settings),
+            mask_limits=MaskLimits.from_settings(settings),
         )
-        yield
+        pool = CpuPool(
+            workers=settings.image_utils_workers,
+            max_waiting=settings.image_utils_max_waiting,
+            name="image-utils",
+        )
+        install_container(app, ImageUtilsContainer(settings=settings, service=service, pool=pool))
+        try:
+            yield
+        finally:
+            pool.close()
 
     return create_service_app(
         settings,

@@ -1,4 +1,6 @@
-"""ImageUtilsService: decode, run one op, encode. Synchronous: the app runs it in a thread."""
+"""ImageUtilsService: decode, run one op, encode. Synchronous: the app runs it in its CPU
+pool. Every op costs in proportion to the pixels it reads and writes, whatever its
+parameters (the codec bounds those)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from PIL import Image
 
 from easel.core.errors import PayloadTooLarge
 from easel.core.images import ImageCodec
-from easel.core.masks import MaskRefine, refine_mask
+from easel.core.masks import DEFAULT_LIMITS, MaskLimits, MaskRefine, refine_mask
 from easel.image_utils import ops
 from easel.image_utils.schemas import (
     CannyRequest,
@@ -24,8 +26,9 @@ from easel.image_utils.schemas import (
 
 
 class ImageUtilsService:
-    def __init__(self, *, codec: ImageCodec) -> None:
+    def __init__(self, *, codec: ImageCodec, mask_limits: MaskLimits = DEFAULT_LIMITS) -> None:
         self.codec = codec
+        self.mask_limits = mask_limits
 
     def _result(self, image: Image.Image, output: ImageOutput) -> ImageResult:
         fmt = output.output_format
@@ -101,5 +104,5 @@ class ImageUtilsService:
     def mask(self, request: MaskRequest) -> ImageResult:
         mask = self.codec.decode_mask(request.mask, "mask")
         refine = MaskRefine.model_validate(request.model_dump(include=set(MaskRefine.model_fields)))
-        refined = refine_mask(np.asarray(mask), refine)
+        refined = refine_mask(np.asarray(mask), refine, self.mask_limits)
         return self._result(Image.fromarray(refined, "L"), request)

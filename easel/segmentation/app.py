@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 
 from easel.core.app import create_service_app
 from easel.core.body import parse_body
 from easel.core.container import container_of, install_container
+from easel.core.cpu_pool import CpuPool
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
+from easel.core.masks import MaskLimits
 from easel.core.openapi import json_or_form_body
 from easel.segmentation.cache import PreparedCache
 from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
@@ -32,6 +33,7 @@ class SegmentationContainer:
     settings: SegmentationSettings
     service: SegmentationService
     report: SegmenterReport
+    pool: CpuPool
 
 
 Container = Annotated[SegmentationContainer, Depends(container_of(SegmentationContainer))]
@@ -52,7 +54,7 @@ async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
     body = await parse_body(
         request, SmartMaskRequest, max_field_bytes=container.settings.max_body_bytes
     )
-    return await run_in_threadpool(container.service.smart_mask, body)
+    return await container.pool.run(container.service.smart_mask, body, request=request)
 
 
 health_router = APIRouter(tags=["health"])
@@ -61,11 +63,13 @@ health_router = APIRouter(tags=["health"])
 @health_router.get("/api/health", response_model=ServiceHealth)
 async def health(container: Container) -> ServiceHealth:
     """The segmenter in use, whether FastSAM's weights were found, the device, the load
-    time and the cache. `degraded` when the configured segmenter could not load (with
-    `auto`, the classical one then serves)."""
+    time, the cache and the CPU pool (workers, masks running, masks waiting). `degraded`
+    when the configured segmenter could not load (with `auto`, the classical one then
+    serves)."""
     report = container.report
     detail = asdict(report)
     detail["cache"] = container.service.cache.stats()
+    detail["pool"] = container.pool.stats()
     status = HealthStatus.DEGRADED if report.error else HealthStatus.HEALTHY
     return ServiceHealth(
         status=status, service=SERVICE, version=container.settings.version, detail=detail
@@ -83,13 +87,23 @@ def create_app(settings: SegmentationSettings) -> FastAPI:
             limits=Limits(
                 max_points=settings.segmentation_max_points,
                 max_masks=settings.segmentation_max_masks,
+                refine=MaskLimits.from_settings(settings),
             ),
             unavailable=report.error or "no segmenter is loaded",
         )
-        install_container(
-            app, SegmentationContainer(settings=settings, service=service, report=report)
+        pool = CpuPool(
+            workers=settings.segmentation_workers,
+            max_waiting=settings.segmentation_max_waiting,
+            name="segmentation",
         )
-        yield
+        install_container(
+            app,
+            SegmentationContainer(settings=settings, service=service, report=report, pool=pool),
+        )
+        try:
+            yield
+        finally:
+            pool.close()
 
     return create_service_app(
         settings,

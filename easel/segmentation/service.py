@@ -1,5 +1,5 @@
 """SegmentationService: validate the prompt, prepare the image (or take it from the cache),
-segment, refine, encode. Synchronous: the app runs it in a thread."""
+segment, refine, encode. Synchronous: the app runs it in its CPU pool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from easel.core.errors import InvalidInput, ServiceUnavailable
 from easel.core.images import ImageCodec, OutputFormat
-from easel.core.masks import refine_mask
+from easel.core.masks import DEFAULT_LIMITS, MaskLimits, check_radii, refine_mask
 from easel.segmentation.cache import PreparedCache, image_key
 from easel.segmentation.schemas import MaskCandidate, SmartMaskRequest, SmartMaskResult
 from easel.segmentation.segmenters.base import Candidate, Prepared, Prompt, Segmenter
@@ -21,6 +21,7 @@ from easel.segmentation.segmenters.base import Candidate, Prepared, Prompt, Segm
 class Limits:
     max_points: int = 64
     max_masks: int = 5
+    refine: MaskLimits = DEFAULT_LIMITS
 
 
 class SegmentationService:
@@ -45,6 +46,8 @@ class SegmentationService:
             raise ServiceUnavailable(self.unavailable)
         prepared, cached = self._prepared(self.segmenter, request.image)
         prompt = build_prompt(request, prepared.size)
+        if request.refine is not None:  # refused before the segmenter's work, not after
+            check_radii(request.refine, prepared.size[::-1], self.limits.refine, "refine.")
         wanted = min(request.max_masks or self.limits.max_masks, self.limits.max_masks)
         candidates = self.segmenter.segment(prepared, prompt, wanted if request.multimask else 1)
         answers = [self._answer(candidate, request) for candidate in candidates]
@@ -71,7 +74,7 @@ class SegmentationService:
     def _answer(self, candidate: Candidate, request: SmartMaskRequest) -> MaskCandidate:
         mask = candidate.mask
         if request.refine is not None and not request.refine.is_identity:
-            mask = refine_mask(mask, request.refine)
+            mask = refine_mask(mask, request.refine, self.limits.refine, "refine.")
         selected: NDArray[np.uint8] = (mask >= 128).astype(np.uint8)
         box = bounding_box(selected)
         return MaskCandidate(

@@ -1,5 +1,6 @@
 """The segmentation service's settings: which segmenter, FastSAM's weights and knobs,
-GrabCut's working sizes, request limits and the prepared-image cache."""
+GrabCut's working sizes, request limits, the prepared-image cache, the bounds of `refine`'s
+radii and the pool its CPU work runs in."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from easel.core.settings import SharedSettings, env
+from easel.core.settings import MaskLimitSettings, SharedSettings, cpu_cores, env
 
 
-class SegmentationSettings(SharedSettings):
+class SegmentationSettings(SharedSettings, MaskLimitSettings):
     segmentation_model: Literal["auto", "fastsam", "grabcut"] = Field(
         "auto", validation_alias=env("SEGMENTATION_MODEL", "SEGMENTATION_MODEL")
     )
@@ -40,4 +41,11 @@ class SegmentationSettings(SharedSettings):
     )
     segmentation_cache_size: int = Field(
         8, ge=0, le=1024, validation_alias=env("SEGMENTATION_CACHE_SIZE")
+    )
+    # Masks computed at once (threads); more wait, up to segmentation_max_waiting, then 503.
+    segmentation_workers: int = Field(
+        default_factory=cpu_cores, ge=1, le=256, validation_alias=env("SEGMENTATION_WORKERS")
+    )
+    segmentation_max_waiting: int = Field(
+        16, ge=0, le=10_000, validation_alias=env("SEGMENTATION_MAX_WAITING")
     )
