@@ -182,3 +182,24 @@ async def test_real_errors_match_the_documented_envelope(tmp_path: Path) -> None
     assert [a.status_code for a in answers] == [422, 404, 415, 422]
     for answer in answers:
         ErrorEnvelope.model_validate(answer.json())
+
+
+def test_the_generation_limits_of_this_server_are_in_its_document(tmp_path: Path) -> None:
+    settings = EaselSettings.load(
+        data_dir=tmp_path / "data", generation_model="tiny-random", max_steps=7, max_side=320
+    )
+    properties = create_gateway(settings).openapi()["components"]["schemas"]["GenerationRequest"][
+        "properties"
+    ]
+    assert properties["steps"]["anyOf"][0]["maximum"] == 7
+    assert properties["width"]["anyOf"][0]["maximum"] == 320
+    assert properties["num_images"]["maximum"] == settings.of("generation").max_num_images  # type: ignore[attr-defined]
+
+
+def test_a_forms_lists_and_objects_are_documented_as_json_parts(document: dict[str, Any]) -> None:
+    # easel.core.body reads a form's `points`, `box`, `refine`... as JSON text, one part each.
+    form = document["paths"]["/api/smart-mask"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]
+    assert set(form["encoding"]) == {"points", "labels", "box", "refine"}
+    assert all(e == {"contentType": "application/json"} for e in form["encoding"].values())

@@ -29,7 +29,11 @@ EXAMPLE_MASK = (
 
 # status -> (code, when it happens, an example message)
 _ERRORS: dict[int, tuple[str, str, str]] = {
-    400: ("bad_request", "The multipart body cannot be parsed.", "malformed multipart body"),
+    400: (
+        "bad_request",
+        "The body cannot be parsed at all (e.g. a malformed multipart body).",
+        "There was an error parsing the body",
+    ),
     404: ("not_found", "Unknown id, or removed after its retention.", "no job '0f3c…'"),
     409: (
         "conflict",
@@ -76,8 +80,9 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "the generation service did not answer in time",
     ),
 }
-# What any route with a body can answer; a body read by `easel.core.body` also 400 and 415.
-BODY_ERRORS = (413, 422)
+# What any route with a body can answer (400: a body that cannot be decoded at all); a
+# body read by `easel.core.body` (JSON or multipart) also 415.
+BODY_ERRORS = (400, 413, 422)
 FORM_BODY_ERRORS = (400, 413, 415, 422)
 # What the gateway answers for any proxied route when the service fails it.
 UPSTREAM_ERRORS = (502, 503, 504)
@@ -107,12 +112,27 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-def event_stream(example: str) -> dict[int | str, dict[str, Any]]:
-    """`responses=` of a server-sent-events route: its 200 and an example of the stream."""
+def event_stream(example: str, events: Sequence[str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a server-sent-events route: its 200, the schema of one event (as
+    OpenAPI 3.2 reads a stream's schema) and an example of the stream."""
+    event = {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": list(events)},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": "The event as JSON, its `type` the event's name.",
+            },
+            "id": {"type": "string", "description": "Its place in the log (Last-Event-ID)."},
+            "retry": {"type": "integer"},
+        },
+    }
     return {
         200: {
-            "description": "Server-sent events.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": example}},
+            "description": "Server-sent events, one object per event.",
+            "content": {"text/event-stream": {"schema": event, "example": example}},
         }
     }
 
@@ -121,15 +141,36 @@ def json_or_form_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` for a route whose body is parsed by `easel.core.body`: the body as
     JSON or multipart (image fields as files or base64 text), and the errors of parsing it."""
     schema = {"$ref": REF.format(model=model.__name__)}
+    form: dict[str, Any] = {"schema": schema}
+    if encoding := _json_parts(model):
+        form["encoding"] = encoding
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": schema},
-                "multipart/form-data": {"schema": schema},
-            },
+            "content": {"application/json": {"schema": schema}, "multipart/form-data": form},
         },
         "responses": {str(s): r for s, r in error_responses(*FORM_BODY_ERRORS).items()},
+    }
+
+
+def _json_parts(model: type[BaseModel]) -> dict[str, Any]:
+    """A form's lists and objects (points, box, refine) are read as JSON text, one part
+    each (`easel.core.body`), not as repeated parts: say so per field."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def structured(field: dict[str, Any]) -> bool:
+        for branch in field.get("anyOf", [field]):
+            if "$ref" in branch:
+                branch = defs[branch["$ref"].rsplit("/", 1)[1]]
+            if branch.get("type") in ("array", "object"):
+                return True
+        return False
+
+    return {
+        name: {"contentType": "application/json"}
+        for name, field in schema.get("properties", {}).items()
+        if structured(field)
     }
 
 
@@ -165,5 +206,30 @@ def truthful_openapi(
         if app.openapi_schema is None:
             app.openapi_schema = truthful(base(), models)
         return app.openapi_schema
+
+    return openapi
+
+
+def _set_maximum(schema: dict[str, Any], maximum: float) -> None:
+    # An optional number is `anyOf: [{type: integer, ...}, {type: null}]`: bound the number.
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") in ("integer", "number"):
+            branch["maximum"] = maximum
+
+
+def with_maxima(
+    app: FastAPI, model: type[BaseModel], maxima: dict[str, float]
+) -> Callable[[], dict[str, Any]]:
+    """An `app.openapi` that states the limits this server's settings put on `model`'s
+    fields (e.g. `steps` at most EASEL_MAX_STEPS), so a request the document allows is
+    not refused for them."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = base()
+        properties = schema["components"]["schemas"][model.__name__]["properties"]
+        for name, maximum in maxima.items():
+            _set_maximum(properties[name], maximum)
+        return schema
 
     return openapi

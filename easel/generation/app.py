@@ -23,7 +23,7 @@ from easel.core.generation_api import GenerationRequest, GenerationResult
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.metrics import HttpMetrics
-from easel.core.openapi import error_responses, event_stream, json_or_form_body
+from easel.core.openapi import error_responses, event_stream, json_or_form_body, with_maxima
 from easel.core.request_context import current_request_id
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
@@ -49,6 +49,7 @@ Container = Annotated[GenerationContainer, Depends(container_of(GenerationContai
 router = APIRouter(tags=["generation"])
 # A request the engine runs can also meet a full queue or a failing, absent or slow engine.
 ENGINE_ERRORS = error_responses(429, 502, 503, 504)
+STREAM_EVENTS = ("queued", "started", "progress", "result", "error", "cancelled")
 STREAM_EXAMPLE = (
     'event: queued\ndata: {"type": "queued", "position": 0, "request_id": "5f0c6e1a"}\n\n'
     'event: started\ndata: {"type": "started", "batch_size": 1, "batch_requests": 1}\n\n'
@@ -100,7 +101,7 @@ def _terminal_event(exc: EaselError) -> GenerationEvent:
     "/api/generate/stream",
     response_class=EventSourceResponse,
     openapi_extra=json_or_form_body(GenerationRequest),
-    responses={**event_stream(STREAM_EXAMPLE), **ENGINE_ERRORS},
+    responses={**event_stream(STREAM_EXAMPLE, STREAM_EVENTS), **ENGINE_ERRORS},
 )
 async def generate_stream(request: Request, container: Container) -> EventSourceResponse:
     """Server-sent events: `queued` (position, request_id), `started` (batch_size: images
@@ -323,7 +324,7 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
                 await dispatcher
             await active_engine.close()
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         service=SERVICE,
         description="Text-to-image, edit and inpaint, batched, with progress and cancel.",
@@ -332,3 +333,14 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
         body_models=[GenerationRequest],
         metrics=http_metrics,
     )
+    app.openapi = with_maxima(  # type: ignore[method-assign]
+        app,
+        GenerationRequest,
+        {
+            "steps": settings.max_steps,
+            "num_images": settings.max_num_images,
+            "width": settings.max_side,
+            "height": settings.max_side,
+        },
+    )
+    return app

@@ -23,7 +23,7 @@ from easel.core.app import create_service_app
 from easel.core.body import read_fields
 from easel.core.clients import ClientOpener
 from easel.core.container import container_of, install_container
-from easel.core.events import job_sse_fields
+from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
@@ -116,7 +116,7 @@ async def cancel(task_id: str, container: Container) -> JobView:
 @router.get(
     "/api/generate/events/{task_id}",
     response_class=EventSourceResponse,
-    responses={**event_stream(JOB_EVENTS_EXAMPLE), **ID_ERRORS},
+    responses={**event_stream(JOB_EVENTS_EXAMPLE, [t.value for t in EventType]), **ID_ERRORS},
 )
 async def events(
     task_id: str,
