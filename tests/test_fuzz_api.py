@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.support.servers import Stack, running_stack
 
-EXAMPLES = 12  # per operation and generation mode
+EXAMPLES = 25  # per operation and generation mode
 CALL_TIMEOUT = 120.0  # one request; generous: the first one loads the tiny model
 SERVER_ENV = {
     "EASEL_LOG_FORMAT": "json",
