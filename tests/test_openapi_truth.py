@@ -203,3 +203,15 @@ def test_a_forms_lists_and_objects_are_documented_as_json_parts(document: dict[s
     ]
     assert set(form["encoding"]) == {"points", "labels", "box", "refine"}
     assert all(e == {"contentType": "application/json"} for e in form["encoding"].values())
+
+
+def test_each_services_own_document_uses_the_envelope(tmp_path: Path) -> None:
+    # Split topology: each service serves its own /openapi.json.
+    from easel.compose.apps import build_app
+    from easel.compose.services import SERVICES
+
+    settings = _settings(tmp_path)
+    for spec in SERVICES:
+        text = json.dumps(build_app(spec, settings).openapi())
+        assert "HTTPValidationError" not in text, spec.name
+        assert ENVELOPE_REF in text, spec.name
