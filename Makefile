@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
-	rm -rf $(VENV) data run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data run .pytest_cache .mypy_cache .ruff_cache .hypothesis

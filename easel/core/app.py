@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from easel.core.errors import install_error_handlers
 from easel.core.metrics import HttpMetrics, install_metrics
 from easel.core.middleware import BodyLimitMiddleware, RequestEdgeMiddleware
-from easel.core.openapi import with_extra_schemas
+from easel.core.openapi import truthful_openapi
 from easel.core.settings import SharedSettings
 
 
@@ -42,8 +42,7 @@ def create_service_app(
     install_metrics(app, metrics)
     for router in routers:
         app.include_router(router)
-    if body_models:
-        app.openapi = with_extra_schemas(app, body_models)  # type: ignore[method-assign]
+    app.openapi = truthful_openapi(app, body_models)  # type: ignore[method-assign]
     # Last added runs first: the edge sees every request, including rejected bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestEdgeMiddleware, service=metrics.service, metrics=metrics)

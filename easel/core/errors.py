@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from easel.core.request_context import current_request_id
@@ -93,6 +94,41 @@ class ClientGone(EaselError):
     nginx's "client closed request", for the access log)."""
 
     status, code = 499, "client_closed_request"
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable and machine-readable: invalid_input, not_found, ...")
+    message: str = Field(description="For people; may change between versions.")
+    details: Any = Field(
+        None, description="invalid_input: `[{field, message}]`; otherwise an object, if any."
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error easel answers (SPEC.md): the schema of every documented error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_input",
+                        "message": "steps: Input should be greater than or equal to 1",
+                        "details": [
+                            {
+                                "field": "steps",
+                                "message": "Input should be greater than or equal to 1",
+                            }
+                        ],
+                    },
+                    "request_id": "5f0c6e1a9b2d4c3e8f7a6b5c4d3e2f1a",
+                }
+            ]
+        }
+    )
+
+    error: ErrorInfo
+    request_id: str | None = Field(description="The request's `X-Request-ID`.")
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

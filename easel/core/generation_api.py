@@ -22,7 +22,29 @@ class Mode(StrEnum):
 
 
 class GenerationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A generation or edit. Rules across fields, each refused with a 422 naming the field:
+    `prompt` is required for every mode but `edit`; `edit` and `inpaint` need `input_image`,
+    `inpaint` also `mask_image` of the same size; `text-to-image` takes no `input_image` and
+    only `inpaint` a `mask_image`. The server bounds `steps`, `num_images`, `width` and
+    `height` (EASEL_MAX_STEPS, EASEL_MAX_NUM_IMAGES, EASEL_MAX_SIDE). `style` is one of
+    `GET /api/generate/styles`, `model` a configured model; `extra_params` keys depend on
+    the model (an edit's `strength`, 0-1, times `steps` must leave at least one step)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "a lighthouse on a cliff at dusk, oil painting",
+                    "negative_prompt": "blurry",
+                    "width": 512,
+                    "height": 512,
+                    "steps": 20,
+                    "seed": 42,
+                }
+            ]
+        },
+    )
 
     prompt: str | None = Field(
         None, max_length=MAX_PROMPT, description="Required for every mode but pure edits."
@@ -84,6 +106,41 @@ class Timings(BaseModel):
 
 
 class GenerationResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "images": [
+                        {
+                            "image": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAI...",
+                            "seed": 42,
+                            "format": "png",
+                            "media_type": "image/png",
+                            "width": 512,
+                            "height": 512,
+                        }
+                    ],
+                    "seed": 42,
+                    "model": "sd-turbo",
+                    "mode": "text-to-image",
+                    "width": 512,
+                    "height": 512,
+                    "steps": 20,
+                    "guidance_scale": 7.5,
+                    "batch_size": 1,
+                    "batch_requests": 1,
+                    "timings": {
+                        "queue_wait_ms": 3.1,
+                        "inference_ms": 912.4,
+                        "encode_ms": 11.8,
+                        "total_ms": 927.3,
+                    },
+                    "warnings": [],
+                }
+            ]
+        }
+    )
+
     images: list[GeneratedImage]
     seed: int = Field(description="The seed of the first image; image i used seed + i.")
     model: str

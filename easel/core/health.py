@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class HealthStatus(StrEnum):
@@ -16,6 +16,12 @@ class HealthStatus(StrEnum):
 
 class ServiceHealth(BaseModel):
     """What every service answers on `GET /api/health`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "healthy", "service": "gateway", "version": "0.1.0"}]
+        }
+    )
 
     status: HealthStatus
     service: str

@@ -56,13 +56,17 @@ class ImageCodec:
     def decode(self, data: str | bytes, field: str) -> Image.Image:
         """Decode an image field into an RGB, RGBA or L image, EXIF orientation applied."""
         raw = self._to_bytes(data, field)
-        image = self._open(raw, field)
-        try:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidInput.field(field, f"image data is corrupt ({exc})") from exc
-        return _normalise_mode(image)
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata (e.g. a TIFF tag larger than the file) and
+            # reads on: the codec judges the data itself, so a warning is only log noise.
+            warnings.simplefilter("ignore")
+            image = self._open(raw, field)
+            try:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise InvalidInput.field(field, f"image data is corrupt ({exc})") from exc
+            return _normalise_mode(image)
 
     def decode_mask(self, data: str | bytes, field: str) -> Image.Image:
         """A mask as single channel L: white (255) selects, black (0) leaves."""
@@ -101,10 +105,9 @@ class ImageCodec:
 
     def _open(self, raw: bytes, field: str) -> Image.Image:
         try:
-            with warnings.catch_warnings():
-                # We apply our own pixel limit below; Pillow's warning would only be noise.
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(raw))
+            # Pillow's decompression bomb warning is silenced with the others (`decode`):
+            # our own pixel limit below applies.
+            image = Image.open(io.BytesIO(raw))
         except Image.DecompressionBombError as exc:
             raise PayloadTooLarge(
                 f"{field}: image has too many pixels",

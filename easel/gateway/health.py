@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from easel.core.health import HealthStatus
 from easel.gateway.settings import HealthMode
@@ -37,6 +37,35 @@ class ServiceReport(BaseModel):
 
 
 class SystemHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "degraded",
+                    "version": "0.1.0",
+                    "services": {
+                        "generation": {
+                            "status": "healthy",
+                            "latency_ms": 2.4,
+                            "mode": "active",
+                            "probed": True,
+                            "location": "in-process",
+                            "detail": {"engine": "diffusers", "ready": True},
+                        },
+                        "segmentation": {
+                            "status": "unhealthy",
+                            "latency_ms": None,
+                            "mode": "active",
+                            "probed": True,
+                            "location": "http://127.0.0.1:8002",
+                            "detail": {"error": "connection refused"},
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
     status: HealthStatus
     version: str
     services: dict[str, ServiceReport]

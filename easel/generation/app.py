@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sse_starlette import EventSourceResponse
 
 from easel.core.app import create_service_app
@@ -23,7 +23,7 @@ from easel.core.generation_api import GenerationRequest, GenerationResult
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.metrics import HttpMetrics
-from easel.core.openapi import json_or_form_body
+from easel.core.openapi import error_responses, event_stream, json_or_form_body, with_maxima
 from easel.core.request_context import current_request_id
 from easel.generation.batching import Batcher
 from easel.generation.engines.base import Engine
@@ -47,6 +47,15 @@ class GenerationContainer:
 
 Container = Annotated[GenerationContainer, Depends(container_of(GenerationContainer))]
 router = APIRouter(tags=["generation"])
+# A request the engine runs can also meet a full queue or a failing, absent or slow engine.
+ENGINE_ERRORS = error_responses(429, 502, 503, 504)
+STREAM_EVENTS = ("queued", "started", "progress", "result", "error", "cancelled")
+STREAM_EXAMPLE = (
+    'event: queued\ndata: {"type": "queued", "position": 0, "request_id": "5f0c6e1a"}\n\n'
+    'event: started\ndata: {"type": "started", "batch_size": 1, "batch_requests": 1}\n\n'
+    'event: progress\ndata: {"type": "progress", "step": 1, "total": 20, "preview": null}\n\n'
+    'event: result\ndata: {"type": "result", "result": {"images": [...], "seed": 42}}\n\n'
+)
 
 
 async def _until_disconnected(request: Request) -> None:
@@ -67,6 +76,7 @@ async def _submit(request: Request, container: Container, *, listening: bool) ->
 @router.post(
     "/api/generate",
     response_model=GenerationResult,
+    responses=ENGINE_ERRORS,
     openapi_extra=json_or_form_body(GenerationRequest),
 )
 async def generate(request: Request, container: Container) -> GenerationResult:
@@ -91,7 +101,7 @@ def _terminal_event(exc: EaselError) -> GenerationEvent:
     "/api/generate/stream",
     response_class=EventSourceResponse,
     openapi_extra=json_or_form_body(GenerationRequest),
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={**event_stream(STREAM_EXAMPLE, STREAM_EVENTS), **ENGINE_ERRORS},
 )
 async def generate_stream(request: Request, container: Container) -> EventSourceResponse:
     """Server-sent events: `queued` (position, request_id), `started` (batch_size: images
@@ -119,11 +129,19 @@ async def generate_stream(request: Request, container: Container) -> EventSource
 
 
 class CancelAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"request_id": "5f0c6e1a", "cancelled": True}]}
+    )
+
     request_id: str
     cancelled: bool
 
 
-@router.post("/api/generate/requests/{request_id}/cancel", response_model=CancelAnswer)
+@router.post(
+    "/api/generate/requests/{request_id}/cancel",
+    response_model=CancelAnswer,
+    responses=error_responses(404, 422),
+)
 async def cancel(request_id: str, container: Container) -> CancelAnswer:
     """Cancel a queued or running synchronous/streamed request by its request id (the
     `X-Request-ID` it was sent with, or `request_id` of its `queued` event)."""
@@ -133,6 +151,10 @@ async def cancel(request_id: str, container: Container) -> CancelAnswer:
 
 
 class StylesAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"styles": ["cinematic", "watercolor", "anime"]}]}
+    )
+
     styles: list[str]
 
 
@@ -143,6 +165,35 @@ async def styles(container: Container) -> StylesAnswer:
 
 
 class WorkflowList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "engine": "comfyui",
+                    "workflows": [
+                        {
+                            "name": "text-to-image",
+                            "description": "SD 1.5 text-to-image",
+                            "source": "example",
+                            "parameters": {
+                                "steps": {
+                                    "type": "int",
+                                    "description": "Denoising steps.",
+                                    "default": 20,
+                                    "min": 1,
+                                    "max": 150,
+                                    "required": False,
+                                    "targets": [{"node": "3", "input": "steps"}],
+                                }
+                            },
+                        }
+                    ],
+                    "mode_workflows": {"text-to-image": "text-to-image"},
+                }
+            ]
+        }
+    )
+
     engine: str
     workflows: list[dict[str, Any]]
     mode_workflows: dict[str, str]
@@ -273,7 +324,7 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
                 await dispatcher
             await active_engine.close()
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         service=SERVICE,
         description="Text-to-image, edit and inpaint, batched, with progress and cancel.",
@@ -282,3 +333,14 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
         body_models=[GenerationRequest],
         metrics=http_metrics,
     )
+    app.openapi = with_maxima(  # type: ignore[method-assign]
+        app,
+        GenerationRequest,
+        {
+            "steps": settings.max_steps,
+            "num_images": settings.max_num_images,
+            "width": settings.max_side,
+            "height": settings.max_side,
+        },
+    )
+    return app

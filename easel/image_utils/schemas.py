@@ -17,6 +17,7 @@ from pydantic import (
 from easel.core.fields import IMAGE_DOC, ImageField
 from easel.core.images import OutputFormat
 from easel.core.masks import MaskRefine
+from easel.core.openapi import EXAMPLE_MASK, EXAMPLE_PNG
 
 MAX_SIDE = 16384
 
@@ -37,6 +38,16 @@ class ImageOutput(BaseModel):
 
 
 class ResizeRequest(ImageOutput):
+    """Rules across fields (422): either `scale` or `width`/`height`, not both, and one of
+    them; `fit` other than `contain` needs both `width` and `height`. The result's pixels
+    are bounded (413 beyond the image limit)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"image": EXAMPLE_PNG, "width": 16, "height": 16, "fit": "stretch"}]
+        }
+    )
+
     image: ImageField = Field(description=IMAGE_DOC)
     width: int | None = Field(None, ge=1, le=MAX_SIDE)
     height: int | None = Field(None, ge=1, le=MAX_SIDE)
@@ -60,6 +71,14 @@ class ResizeRequest(ImageOutput):
 
 
 class CropRequest(ImageOutput):
+    """The box must lie inside the image (422 naming the field that overflows)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"image": EXAMPLE_PNG, "x": 2, "y": 2, "width": 4, "height": 4}]
+        }
+    )
+
     image: ImageField = Field(description=IMAGE_DOC)
     x: int = Field(ge=0, description="Left edge in pixels.")
     y: int = Field(ge=0, description="Top edge in pixels.")
@@ -68,6 +87,12 @@ class CropRequest(ImageOutput):
 
 
 class ConvertRequest(ImageOutput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"image": EXAMPLE_PNG, "output_format": "webp", "quality": 80}]
+        }
+    )
+
     image: ImageField = Field(description=IMAGE_DOC)
     output_format: OutputFormat = Field(
         validation_alias=AliasChoices("output_format", "format"),
@@ -76,6 +101,14 @@ class ConvertRequest(ImageOutput):
 
 
 class ExtractObjectRequest(ImageOutput):
+    """`mask` is the image's size; `output_format` png or webp (jpeg has no alpha)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"image": EXAMPLE_PNG, "mask": EXAMPLE_MASK, "crop": True, "padding": 1}]
+        }
+    )
+
     image: ImageField = Field(description=IMAGE_DOC)
     mask: ImageField = Field(description="White selects. Same size as the image.")
     crop: bool = Field(False, description="Crop the result to the mask's bounding box.")
@@ -90,11 +123,23 @@ class ExtractObjectRequest(ImageOutput):
 
 
 class DiffRequest(ImageOutput):
+    """The two images must have the same size (422)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"image_a": EXAMPLE_PNG, "image_b": EXAMPLE_PNG}]}
+    )
+
     image_a: ImageField = Field(description=IMAGE_DOC)
     image_b: ImageField = Field(description="Same size as image_a.")
 
 
 class CannyRequest(ImageOutput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"image": EXAMPLE_PNG, "low_threshold": 50, "high_threshold": 150}]
+        }
+    )
+
     image: ImageField = Field(description=IMAGE_DOC)
     low_threshold: float = Field(100.0, ge=0, le=1000)
     high_threshold: float = Field(200.0, ge=0, le=1000)
@@ -104,10 +149,32 @@ class CannyRequest(ImageOutput):
 
 
 class MaskRequest(ImageOutput, MaskRefine):
+    """Applied in this order: threshold, fill_holes, dilate, erode, feather, invert."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"mask": EXAMPLE_MASK, "threshold": 128, "dilate": 1, "feather": 0.5}]
+        }
+    )
+
     mask: ImageField = Field(description="A mask: white selects. " + IMAGE_DOC)
 
 
 class ImageResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "image": EXAMPLE_PNG,
+                    "format": "png",
+                    "media_type": "image/png",
+                    "width": 8,
+                    "height": 8,
+                }
+            ]
+        }
+    )
+
     image: str = Field(description="Base64 of the encoded image.")
     format: OutputFormat
     media_type: str
@@ -116,6 +183,26 @@ class ImageResult(BaseModel):
 
 
 class DiffResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mae": 0.0,
+                    "mae_normalized": 0.0,
+                    "max_error": 0,
+                    "changed_fraction": 0.0,
+                    "heatmap": {
+                        "image": EXAMPLE_PNG,
+                        "format": "png",
+                        "media_type": "image/png",
+                        "width": 8,
+                        "height": 8,
+                    },
+                }
+            ]
+        }
+    )
+
     mae: float = Field(description="Mean absolute error over pixels and RGB channels, 0-255.")
     mae_normalized: float = Field(description="mae / 255, 0-1.")
     max_error: int = Field(description="Largest channel difference, 0-255.")

@@ -16,19 +16,21 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sse_starlette import EventSourceResponse
 
 from easel.core.app import create_service_app
 from easel.core.body import read_fields
 from easel.core.clients import ClientOpener
 from easel.core.container import container_of, install_container
-from easel.core.events import job_sse_fields
+from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.results import ResultFiles
 from easel.jobs.runtime import maintain, open_store, open_webhooks, worker_config
+from easel.jobs.schemas import AsyncGenerationRequest, JobResult
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
 from easel.jobs.worker import Worker
@@ -47,14 +49,33 @@ class JobsContainer:
 
 Container = Annotated[JobsContainer, Depends(container_of(JobsContainer))]
 router = APIRouter(tags=["jobs"])
+JOB_EVENTS_EXAMPLE = (
+    'id: 1\nevent: queued\ndata: {"type": "queued", "status": "queued"}\n\n'
+    'id: 2\nevent: started\ndata: {"type": "started", "attempt": 1}\n\n'
+    'id: 3\nevent: progress\ndata: {"type": "progress", "step": 1, "total": 20}\n\n'
+    'id: 4\nevent: result\ndata: {"type": "result", "status": "done", "result": {...}}\n\n'
+)
+ID_ERRORS = error_responses(404, 422)
 
 
 class Queued(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"task_id": "0f3c9a7d2b6e4f1a8c5d7e9b0a1c2d3e", "status": "queued"}]
+        }
+    )
+
     task_id: str
     status: JobStatus
 
 
-@router.post("/api/generate/async", status_code=202, response_model=Queued)
+@router.post(
+    "/api/generate/async",
+    status_code=202,
+    response_model=Queued,
+    responses=error_responses(409, 429),
+    openapi_extra=json_or_form_body(AsyncGenerationRequest),
+)
 async def submit(
     request: Request,
     container: Container,
@@ -69,26 +90,34 @@ async def submit(
     return Queued(task_id=job.id, status=job.status)
 
 
-@router.get("/api/generate/status/{task_id}", response_model=JobView)
+@router.get("/api/generate/status/{task_id}", response_model=JobView, responses=ID_ERRORS)
 async def status(task_id: str, container: Container) -> JobView:
     """Status, progress (step, total), queue position, ETA, timestamps and error."""
     return await container.manager.status(task_id)
 
 
-@router.get("/api/generate/result/{task_id}")
+@router.get(
+    "/api/generate/result/{task_id}",
+    response_model=JobResult,
+    responses=error_responses(404, 409, 422),
+)
 async def result(task_id: str, container: Container) -> dict[str, Any]:
     """The images of a done job (base64). 409 while it is not done, or with the error of a
     failed one; 404 when unknown or removed after its retention."""
     return await container.manager.result(task_id)
 
 
-@router.post("/api/generate/cancel/{task_id}", response_model=JobView)
+@router.post("/api/generate/cancel/{task_id}", response_model=JobView, responses=ID_ERRORS)
 async def cancel(task_id: str, container: Container) -> JobView:
     """Cancel (idempotent): a queued job never starts; a running one stops at its next step."""
     return await container.manager.cancel(task_id)
 
 
-@router.get("/api/generate/events/{task_id}", response_class=EventSourceResponse)
+@router.get(
+    "/api/generate/events/{task_id}",
+    response_class=EventSourceResponse,
+    responses={**event_stream(JOB_EVENTS_EXAMPLE, [t.value for t in EventType]), **ID_ERRORS},
+)
 async def events(
     task_id: str,
     container: Container,
@@ -106,7 +135,7 @@ async def events(
     return EventSourceResponse(fields(), ping=15)
 
 
-@router.get("/api/jobs", response_model=JobList)
+@router.get("/api/jobs", response_model=JobList, responses=error_responses(422))
 async def list_jobs(
     container: Container,
     status: JobStatus | None = None,
@@ -120,6 +149,12 @@ async def list_jobs(
 class PodGenerateRequest(BaseModel):
     """compat: the body of the first version's pod API, `POST /generate`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"mode": "text-to-image", "prompt": "a red fox in the snow, watercolor"}]
+        }
+    )
+
     mode: str
     prompt: str | None = None
     style: str | None = None
@@ -130,13 +165,30 @@ class PodGenerateRequest(BaseModel):
 class PodGenerateQueued(BaseModel):
     """compat: the first version's pod API answer: the job queued, no image yet."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "0f3c9a7d2b6e4f1a8c5d7e9b0a1c2d3e",
+                    "status": "queued",
+                    "image": None,
+                    "error": None,
+                }
+            ]
+        }
+    )
+
     task_id: str
     status: str
     image: None = None
     error: None = None
 
 
-@router.post("/generate", response_model=PodGenerateQueued, include_in_schema=True)
+@router.post(
+    "/generate",
+    response_model=PodGenerateQueued,
+    responses=error_responses(*BODY_ERRORS, 429),
+)
 async def pod_generate(body: PodGenerateRequest, container: Container) -> PodGenerateQueued:
     """compat: the first version's pod API. Queues a real job (poll
     `/api/generate/status/{task_id}`); `target_image` is the input image."""
@@ -237,4 +289,5 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
         description="Durable async generation jobs: queue, progress, events, cancel, results.",
         lifespan=lifespan,
         routers=[router, health_router],
+        body_models=[AsyncGenerationRequest],
     )

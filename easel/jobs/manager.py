@@ -46,6 +46,18 @@ class JobOptions(BaseModel):
 JOB_FIELDS = set(JobOptions.model_fields)
 
 
+JOB_VIEW_EXAMPLE: dict[str, Any] = {
+    "task_id": "0f3c9a7d2b6e4f1a8c5d7e9b0a1c2d3e",
+    "status": "running",
+    "progress": {"step": 7, "total": 20},
+    "queue_position": None,
+    "eta_s": 4.2,
+    "attempts": 1,
+    "timestamps": {"created_at": 1764633600.0, "started_at": 1764633601.5, "finished_at": None},
+    "error": None,
+}
+
+
 class Progress(BaseModel):
     step: int
     total: int
@@ -58,6 +70,8 @@ class Timestamps(BaseModel):
 
 
 class JobView(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_VIEW_EXAMPLE]})
+
     task_id: str
     status: JobStatus
     progress: Progress
@@ -69,6 +83,10 @@ class JobView(BaseModel):
 
 
 class JobList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"jobs": [JOB_VIEW_EXAMPLE], "next_cursor": None}]}
+    )
+
     jobs: list[JobView]
     next_cursor: str | None
 

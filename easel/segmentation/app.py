@@ -17,7 +17,7 @@ from easel.core.cpu_pool import CpuPool
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.images import ImageCodec
 from easel.core.masks import MaskLimits
-from easel.core.openapi import json_or_form_body
+from easel.core.openapi import error_responses, json_or_form_body
 from easel.segmentation.cache import PreparedCache
 from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
 from easel.segmentation.segmenters import build_segmenter
@@ -43,6 +43,7 @@ router = APIRouter(tags=["segmentation"])
 @router.post(
     "/api/smart-mask",
     response_model=SmartMaskResult,
+    responses=error_responses(503),
     openapi_extra=json_or_form_body(SmartMaskRequest),
 )
 async def smart_mask(request: Request, container: Container) -> SmartMaskResult:

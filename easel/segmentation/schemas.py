@@ -8,12 +8,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from easel.core.fields import IMAGE_DOC, ImageField
 from easel.core.masks import MaskRefine
+from easel.core.openapi import EXAMPLE_MASK, EXAMPLE_PNG
 
 Point = tuple[float, float]
 
 
 class SmartMaskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Rules across fields (422 naming the field): at least one point or a `box`; `labels`,
+    when given, one per point; points and box inside the image; at most
+    EASEL_SEGMENTATION_MAX_POINTS points."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image": EXAMPLE_PNG, "points": [[4, 4]], "labels": [1]}]},
+    )
 
     image: ImageField = Field(description=IMAGE_DOC)
     points: list[Point] = Field(
@@ -59,6 +67,24 @@ class MaskCandidate(BaseModel):
 
 
 class SmartMaskResult(MaskCandidate):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mask": EXAMPLE_MASK,
+                    "bbox": [2, 2, 6, 6],
+                    "area": 16,
+                    "score": 0.93,
+                    "model": "grabcut",
+                    "width": 8,
+                    "height": 8,
+                    "cached": False,
+                    "masks": None,
+                }
+            ]
+        }
+    )
+
     model: str = Field(description="The segmenter that made it: fastsam or grabcut.")
     width: int
     height: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.gateway.container import Gateway
@@ -34,6 +34,12 @@ async def system_health(
 
 
 class LegacyHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "healthy", "gpu_available": True, "version": "0.1.0"}]
+        }
+    )
+
     status: HealthStatus
     gpu_available: bool
     version: str
