@@ -3,8 +3,8 @@
 The GPU stays owned by the generation service (its batching applies to jobs too); the
 worker only relays. While a job runs it heartbeats; a cancel requested through the store
 is carried out by closing the stream, which the generation service sees as a disconnect
-and stops at the next step. Failures the client caused (4xx) fail the job; transient ones
-(worker lost, upstream 5xx or unreachable) go back to the queue until attempts run out.
+and stops at the next step. Failures that would happen again fail the job; transient ones
+go back to the queue until attempts run out (easel/jobs/failures.py decides which).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from easel.core.events import (
     Started,
     Succeeded,
 )
+from easel.jobs.failures import classify
 from easel.jobs.models import Job
 from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
@@ -233,7 +234,7 @@ class Worker:
             error = dict(json.loads(body)["error"])
         except (ValueError, KeyError, TypeError):
             error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
-        if _worth_retrying(response.status_code):
+        if classify(response.status_code, error).retried:
             raise _Transient(f"generation answered {response.status_code}: {error}")
         error["status"] = response.status_code
         await self._finish(report, JobFailed(error=error))
@@ -250,7 +251,7 @@ class Worker:
                 await self._finish(report, JobSucceeded(result=stored))
                 return True
             case Failed(error=error, status=status):
-                if _worth_retrying(status):
+                if classify(status, error).retried:
                     raise _Transient(f"generation failed: {error}")
                 await self._finish(report, JobFailed(error={**error, "status": status}))
                 return True
@@ -315,7 +316,3 @@ def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
     if isinstance(event, Queued):
         return GenerationQueued(position=event.position, request_id=event.request_id)
     return GenerationStarted(batch_size=event.batch_size, batch_requests=event.batch_requests)
-
-
-def _worth_retrying(status: int) -> bool:
-    return status >= 500 or status == 429
