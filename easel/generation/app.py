@@ -84,7 +84,13 @@ async def generate(request: Request, container: Container) -> GenerationResult:
 def _terminal_event(exc: EaselError) -> GenerationEvent:
     if exc.code == "cancelled":
         return Cancelled(reason=exc.message)
-    return Failed(error=error_body(exc.code, exc.message, exc.details)["error"], status=exc.status)
+    error = error_body(exc.code, exc.message, exc.details)["error"]
+    retry_after = exc.headers.get("Retry-After")  # easel's are seconds: for job workers
+    return Failed(
+        error=error,
+        status=exc.status,
+        retry_after=float(retry_after) if retry_after is not None else None,
+    )
 
 
 @router.post(

@@ -4,7 +4,8 @@ The GPU stays owned by the generation service (its batching applies to jobs too)
 worker only relays. While a job runs it heartbeats; a cancel requested through the store
 is carried out by closing the stream, which the generation service sees as a disconnect
 and stops at the next step. Failures that would happen again fail the job; transient ones
-go back to the queue until attempts run out (easel/jobs/failures.py decides which).
+go back to the queue until attempts run out (easel/jobs/failures.py decides which); through
+an outage of generation the job waits, on the same attempt (easel/jobs/outage.py).
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ from easel.core.events import (
     JobEvent,
     JobFailed,
     JobSucceeded,
+    JobWaiting,
     Progress,
     Queued,
     Started,
     Succeeded,
 )
-from easel.jobs.failures import classify
+from easel.jobs.failures import FailureClass, classify
 from easel.jobs.models import Job
+from easel.jobs.outage import OutageWait, probe, retry_after_of
 from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore, moved_event, started_event
@@ -59,10 +62,29 @@ class WorkerConfig:
     visibility_timeout_s: float = 30.0
     poll_interval_s: float = 0.05
     retry_backoff_s: float = 2.0
+    # Waiting out an outage of generation: seconds between health polls, most seconds of
+    # waiting in one attempt.
+    health_poll_s: float = 1.0
+    outage_window_s: float = 300.0
 
 
-class _Transient(Exception):
-    """Worth another attempt."""
+class _Failure(Exception):
+    """An attempt that ended without ending the job, and how (easel/jobs/failures.py):
+    transient (another attempt), an outage (wait for generation), or permanent (failed,
+    with `error`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureClass = FailureClass.TRANSIENT,
+        error: ErrorBody | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.error = error or {"code": "upstream_failed", "message": message}
+        self.retry_after = retry_after
 
 
 class _Stop(Exception):
@@ -189,8 +211,12 @@ class Worker:
             return
         try:
             relay.result()
-        except _Transient as exc:
-            await self._retry(report, {"code": "upstream_failed", "message": str(exc)})
+        except _Failure as failure:
+            if failure.kind is FailureClass.PERMANENT:
+                await self._finish(report, JobFailed(error=failure.error))
+            else:
+                error = {"code": "upstream_failed", "message": str(failure)}
+                await self._retry(report, error, retry_after=failure.retry_after)
         except Exception as exc:
             log.exception("job %s failed", job.id)
             broke = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
@@ -207,6 +233,40 @@ class Worker:
                 return "cancel"
 
     async def _relay(self, report: JobReporter) -> None:
+        """Run the job through the generation stream; through an outage of generation (or
+        its engine), wait for it to be back and run it again, on the same attempt."""
+        outage = OutageWait(
+            self.generation,
+            poll_s=self.config.health_poll_s,
+            window_s=self.config.outage_window_s,
+        )
+        while True:
+            try:
+                await self._stream(report)
+                return
+            except _Failure as failure:
+                if failure.kind is not FailureClass.OUTAGE:
+                    raise
+                await self._wait_out(report, failure, outage)
+
+    async def _wait_out(self, report: JobReporter, failure: _Failure, outage: OutageWait) -> None:
+        """Return once generation is back; raise when it is not an outage after all, or
+        when it lasts past the window."""
+        health = await probe(self.generation)
+        if health.healthy:  # it answers and can generate: a failure of this job's own
+            raise _Failure(str(failure), retry_after=failure.retry_after) from failure
+        retry_after = max(failure.retry_after or 0.0, health.retry_after or 0.0) or None
+        log.warning("job %s waits for the generation service: %s", report.job.id, failure)
+        report.wait(JobWaiting(error=failure.error, retry_after=retry_after), since=self.clock())
+        if not await outage.until_back(retry_after):
+            window = self.config.outage_window_s
+            message = f"the generation service stayed unavailable for {window:g} s: {failure}"
+            error = {"code": "generation_unavailable", "message": message}
+            raise _Failure(message, kind=FailureClass.PERMANENT, error=error) from failure
+        log.info("job %s goes on: the generation service is back", report.job.id)
+        report.resume()
+
+    async def _stream(self, report: JobReporter) -> None:
         job = report.job
         try:
             async with self.generation.stream(
@@ -225,8 +285,9 @@ class Worker:
                     if sse.data and await self._on_event(report, _parse(sse.data)):
                         return
         except httpx.HTTPError as exc:
-            raise _Transient(f"generation service unreachable or broke off: {exc!r}") from exc
-        raise _Transient("the generation stream ended without a result")
+            message = f"generation service unreachable or broke off: {exc!r}"
+            raise _unreachable(message) from exc
+        raise _unreachable("the generation stream ended without a result")
 
     async def _refused(self, report: JobReporter, response: httpx.Response) -> None:
         body = await response.aread()
@@ -234,9 +295,15 @@ class Worker:
             error = dict(json.loads(body)["error"])
         except (ValueError, KeyError, TypeError):
             error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
-        if classify(response.status_code, error).retried:
-            raise _Transient(f"generation answered {response.status_code}: {error}")
         error["status"] = response.status_code
+        kind = classify(response.status_code, error)
+        if kind.retried:
+            raise _Failure(
+                f"generation answered {response.status_code}: {error}",
+                kind=kind,
+                error=error,
+                retry_after=retry_after_of(response.headers),
+            )
         await self._finish(report, JobFailed(error=error))
 
     async def _on_event(self, report: JobReporter, event: GenerationEvent) -> bool:
@@ -250,9 +317,15 @@ class Worker:
                 stored = await run_in_threadpool(self._store_images, result)
                 await self._finish(report, JobSucceeded(result=stored))
                 return True
-            case Failed(error=error, status=status):
-                if classify(status, error).retried:
-                    raise _Transient(f"generation failed: {error}")
+            case Failed(error=error, status=status, retry_after=retry_after):
+                kind = classify(status, error)
+                if kind.retried:
+                    raise _Failure(
+                        f"generation failed: {error}",
+                        kind=kind,
+                        error={**error, "status": status},
+                        retry_after=retry_after,
+                    )
                 await self._finish(report, JobFailed(error={**error, "status": status}))
                 return True
             case Cancelled():
@@ -274,10 +347,13 @@ class Worker:
         if not owned:
             log.warning("job %s was taken from this worker; its outcome is dropped", report.job.id)
 
-    async def _retry(self, report: JobReporter, error: ErrorBody) -> None:
+    async def _retry(
+        self, report: JobReporter, error: ErrorBody, *, retry_after: float | None = None
+    ) -> None:
         await report.flush()  # this attempt's events come before the requeue's
         job, now = report.job, self.clock()
         backoff = self.config.retry_backoff_s * 2 ** max(0, job.attempts - 1)
+        backoff = max(backoff, retry_after or 0.0)  # never sooner than generation asked
         after = await self.store.retry(
             job.id, self.worker_id, now=now, not_before=now + backoff, error=error
         )
@@ -306,9 +382,13 @@ def _parse(data: str) -> GenerationEvent:
     try:
         return GENERATION_EVENT_ADAPTER.validate_json(data)
     except ValidationError as exc:  # a broken or foreign stream: another attempt may do
-        raise _Transient(
-            f"the generation stream sent what is not an event: {data[:200]!r}"
-        ) from exc
+        raise _Failure(f"the generation stream sent what is not an event: {data[:200]!r}") from exc
+
+
+def _unreachable(message: str) -> _Failure:
+    """No answer, or one cut off: an outage if generation's health agrees (`_wait_out`)."""
+    error = {"code": "generation_unreachable", "message": message}
+    return _Failure(message, kind=FailureClass.OUTAGE, error=error)
 
 
 def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
