@@ -52,3 +52,27 @@ def _out_of_memory(error: ErrorBody) -> bool:
     details: Any = error.get("details")
     kind = str(details.get("exception_type") or "") if isinstance(details, dict) else ""
     return "OutOfMemory" in kind or "out of memory" in str(error.get("message", "")).lower()
+
+
+class AttemptFailed(Exception):
+    """An attempt that ended without ending the job, and how: transient (another
+    attempt), an outage (wait for generation), or permanent (failed, with `error`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureClass = FailureClass.TRANSIENT,
+        error: ErrorBody | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.error = error or {"code": "upstream_failed", "message": message}
+        self.retry_after = retry_after
+
+
+def unreachable(message: str) -> AttemptFailed:
+    """No answer from generation, or one cut off: an outage if its health agrees."""
+    error = {"code": "generation_unreachable", "message": message}
+    return AttemptFailed(message, kind=FailureClass.OUTAGE, error=error)

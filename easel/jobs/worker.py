@@ -45,7 +45,7 @@ from easel.core.events import (
     Started,
     Succeeded,
 )
-from easel.jobs.failures import FailureClass, classify
+from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
 from easel.jobs.models import Job
 from easel.jobs.outage import OutageWait, probe, retry_after_of
 from easel.jobs.reporter import JobReporter, Notify
@@ -66,25 +66,6 @@ class WorkerConfig:
     # waiting in one attempt.
     health_poll_s: float = 1.0
     outage_window_s: float = 300.0
-
-
-class _Failure(Exception):
-    """An attempt that ended without ending the job, and how (easel/jobs/failures.py):
-    transient (another attempt), an outage (wait for generation), or permanent (failed,
-    with `error`)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: FailureClass = FailureClass.TRANSIENT,
-        error: ErrorBody | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.error = error or {"code": "upstream_failed", "message": message}
-        self.retry_after = retry_after
 
 
 class _Stop(Exception):
@@ -211,7 +192,7 @@ class Worker:
             return
         try:
             relay.result()
-        except _Failure as failure:
+        except AttemptFailed as failure:
             if failure.kind is FailureClass.PERMANENT:
                 await self._finish(report, JobFailed(error=failure.error))
             else:
@@ -244,17 +225,19 @@ class Worker:
             try:
                 await self._stream(report)
                 return
-            except _Failure as failure:
+            except AttemptFailed as failure:
                 if failure.kind is not FailureClass.OUTAGE:
                     raise
                 await self._wait_out(report, failure, outage)
 
-    async def _wait_out(self, report: JobReporter, failure: _Failure, outage: OutageWait) -> None:
+    async def _wait_out(
+        self, report: JobReporter, failure: AttemptFailed, outage: OutageWait
+    ) -> None:
         """Return once generation is back; raise when it is not an outage after all, or
         when it lasts past the window."""
         health = await probe(self.generation)
         if health.healthy:  # it answers and can generate: a failure of this job's own
-            raise _Failure(str(failure), retry_after=failure.retry_after) from failure
+            raise AttemptFailed(str(failure), retry_after=failure.retry_after) from failure
         retry_after = max(failure.retry_after or 0.0, health.retry_after or 0.0) or None
         log.warning("job %s waits for the generation service: %s", report.job.id, failure)
         report.wait(JobWaiting(error=failure.error, retry_after=retry_after), since=self.clock())
@@ -262,7 +245,7 @@ class Worker:
             window = self.config.outage_window_s
             message = f"the generation service stayed unavailable for {window:g} s: {failure}"
             error = {"code": "generation_unavailable", "message": message}
-            raise _Failure(message, kind=FailureClass.PERMANENT, error=error) from failure
+            raise AttemptFailed(message, kind=FailureClass.PERMANENT, error=error) from failure
         log.info("job %s goes on: the generation service is back", report.job.id)
         report.resume()
 
@@ -286,8 +269,8 @@ class Worker:
                         return
         except httpx.HTTPError as exc:
             message = f"generation service unreachable or broke off: {exc!r}"
-            raise _unreachable(message) from exc
-        raise _unreachable("the generation stream ended without a result")
+            raise unreachable(message) from exc
+        raise unreachable("the generation stream ended without a result")
 
     async def _refused(self, report: JobReporter, response: httpx.Response) -> None:
         body = await response.aread()
@@ -298,7 +281,7 @@ class Worker:
         error["status"] = response.status_code
         kind = classify(response.status_code, error)
         if kind.retried:
-            raise _Failure(
+            raise AttemptFailed(
                 f"generation answered {response.status_code}: {error}",
                 kind=kind,
                 error=error,
@@ -320,7 +303,7 @@ class Worker:
             case Failed(error=error, status=status, retry_after=retry_after):
                 kind = classify(status, error)
                 if kind.retried:
-                    raise _Failure(
+                    raise AttemptFailed(
                         f"generation failed: {error}",
                         kind=kind,
                         error={**error, "status": status},
@@ -382,13 +365,9 @@ def _parse(data: str) -> GenerationEvent:
     try:
         return GENERATION_EVENT_ADAPTER.validate_json(data)
     except ValidationError as exc:  # a broken or foreign stream: another attempt may do
-        raise _Failure(f"the generation stream sent what is not an event: {data[:200]!r}") from exc
-
-
-def _unreachable(message: str) -> _Failure:
-    """No answer, or one cut off: an outage if generation's health agrees (`_wait_out`)."""
-    error = {"code": "generation_unreachable", "message": message}
-    return _Failure(message, kind=FailureClass.OUTAGE, error=error)
+        raise AttemptFailed(
+            f"the generation stream sent what is not an event: {data[:200]!r}"
+        ) from exc
 
 
 def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
