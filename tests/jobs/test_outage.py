@@ -18,6 +18,7 @@ from easel.jobs.models import JobStatus, Waiting
 from easel.jobs.results import ResultFiles
 from easel.jobs.worker import Worker, WorkerConfig
 from tests.generation.comfyui.conftest import comfy_env
+from tests.generation.helpers import sse_events
 from tests.jobs.helpers import WAIT, submit, wait_for
 from tests.jobs.scripted_generation import ScriptedGeneration, result, sse
 from tests.jobs.test_store_conformance import NOW
@@ -173,6 +174,9 @@ def test_a_job_outlives_comfyui_down_for_longer_than_its_retries(tmp_path: Path)
             assert done["status"] == "done", done
             assert done["attempts"] == 1 and done.get("waiting") is None
             assert api.get(f"/api/generate/result/{task_id}").json()["images"]
+            with api.stream("GET", f"/api/generate/events/{task_id}") as response:
+                waits = [data for name, data in sse_events(response) if name == "waiting"]
+            assert waits and waits[0]["retry_after"] == 5  # the generation service's word
     finally:
         server.stop()
         fake.stop()
