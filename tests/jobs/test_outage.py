@@ -7,6 +7,8 @@ own timeout). Timings here are small settings, never asserted."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,36 @@ async def test_an_outage_longer_than_the_window_fails_the_job(store, tmp_path) -
     assert "unavailable for 0.2 s" in failed.error["message"]
     last = (await log_of(store, job.id))[-1]
     assert isinstance(last, JobFailed) and last.error == failed.error
+
+
+async def test_a_waiting_job_says_so_and_can_be_cancelled(store, tmp_path) -> None:
+    generation = ScriptedGeneration({"stuck": []}, health=["down"])
+    (job,) = await submit_to(store, request={"prompt": "stuck"})
+    config = WorkerConfig(heartbeat_s=0.02, health_poll_s=0.01, outage_window_s=600)
+    async with generation.client() as client:
+        worker = Worker(
+            store=store, results=ResultFiles(tmp_path), generation=client, config=config
+        )
+        running = asyncio.create_task(worker.run())
+        try:
+            waiting = await until(store, job.id, lambda j: j.waiting is not None)
+            assert waiting.status is JobStatus.RUNNING and waiting.attempts == 1
+            assert waiting.waiting.error["code"] == "generation_unreachable"
+            await store.cancel(job.id, now=time.time())
+            cancelled = await until(store, job.id, lambda j: j.status.is_terminal)
+            assert cancelled.status is JobStatus.CANCELLED and cancelled.waiting is None
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+
+async def until(store, job_id: str, predicate) -> Any:
+    deadline = time.monotonic() + WAIT
+    while not predicate(job := await store.get(job_id)):
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.01)
+    return job
 
 
 async def test_the_store_keeps_a_running_job_waiting_until_it_goes_on(store) -> None:
