@@ -85,12 +85,15 @@ def _terminal_event(exc: EaselError) -> GenerationEvent:
     if exc.code == "cancelled":
         return Cancelled(reason=exc.message)
     error = error_body(exc.code, exc.message, exc.details)["error"]
-    retry_after = exc.headers.get("Retry-After")  # easel's are seconds: for job workers
-    return Failed(
-        error=error,
-        status=exc.status,
-        retry_after=float(retry_after) if retry_after is not None else None,
-    )
+    return Failed(error=error, status=exc.status, retry_after=_seconds(exc.headers))
+
+
+def _seconds(headers: dict[str, str]) -> float | None:
+    """An error's Retry-After for the stream's job workers (easel's are seconds)."""
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
 
 
 @router.post(
