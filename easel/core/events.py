@@ -7,7 +7,9 @@ Two streams speak it, each with its own union:
 - a job's log (the job store, `GET /api/generate/events/{id}`, webhooks), `JobEvent`: the
   job's own `queued -> started`, its generation stream relayed (`generation_queued`,
   `generation_started`, `progress`), then `result | error | cancelled`. A job retried
-  after a transient failure goes back to `queued` (with `retry`) and starts again.
+  after a transient failure goes back to `queued` (with `retry`) and starts again; one
+  whose generation service or engine is unreachable logs `waiting` and, still running on
+  the same attempt, goes on once it is back.
 
 Every event's JSON names its type in `type`, first. Job events go to clients (and to the
 stores) without null fields, as the job log has always written them (`job_event_data`).
@@ -35,6 +37,8 @@ class EventType(StrEnum):
     # The generation service's own queue and start, relayed into a job's log.
     GENERATION_QUEUED = "generation_queued"
     GENERATION_STARTED = "generation_started"
+    # A running job waiting for the generation service (or its engine) to be back.
+    WAITING = "waiting"
 
     @property
     def is_terminal(self) -> bool:
@@ -90,6 +94,9 @@ class Failed(BaseEvent):
     type: Literal[EventType.ERROR] = EventType.ERROR
     error: ErrorBody = Field(description="{code, message, details?} as in error bodies.")
     status: int = 500
+    retry_after: float | None = Field(
+        None, description="Seconds before trying again (the error's Retry-After), if said."
+    )
 
 
 class Cancelled(BaseEvent):
@@ -132,6 +139,15 @@ class GenerationStarted(CallShape):
     type: Literal[EventType.GENERATION_STARTED] = EventType.GENERATION_STARTED
 
 
+class JobWaiting(BaseEvent):
+    """The generation service or its engine is unreachable: the job waits for it to be
+    healthy again (its attempt is not used up), then goes on."""
+
+    type: Literal[EventType.WAITING] = EventType.WAITING
+    error: ErrorBody = Field(description="{code, message, status?}: why it waits.")
+    retry_after: float | None = Field(None, description="The generation service's Retry-After.")
+
+
 class JobSucceeded(BaseEvent):
     """Done; the result's images are by reference (`sha256`) in the log."""
 
@@ -161,6 +177,7 @@ JobEvent = Annotated[
     | GenerationQueued
     | GenerationStarted
     | Progress
+    | JobWaiting
     | JobSucceeded
     | JobFailed
     | JobCancelled,

@@ -94,7 +94,16 @@ async def generate(request: Request, container: Container) -> GenerationResult:
 def _terminal_event(exc: EaselError) -> GenerationEvent:
     if exc.code == "cancelled":
         return Cancelled(reason=exc.message)
-    return Failed(error=error_body(exc.code, exc.message, exc.details)["error"], status=exc.status)
+    error = error_body(exc.code, exc.message, exc.details)["error"]
+    return Failed(error=error, status=exc.status, retry_after=_seconds(exc.headers))
+
+
+def _seconds(headers: dict[str, str]) -> float | None:
+    """An error's Retry-After for the stream's job workers (easel's are seconds)."""
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
 
 
 @router.post(

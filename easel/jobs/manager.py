@@ -20,10 +20,17 @@ from easel.core.body import validate_fields
 from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
 from easel.core.events import JobEvent, JobSucceeded, is_terminal
 from easel.core.generation_api import GenerationRequest
-from easel.jobs.models import Job, JobStatus, WebhookSpec
+from easel.jobs.eta import Durations, queued_eta, remaining
+from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull, moved_event
 from easel.jobs.webhooks import Webhooks
+
+# The ETA's sample: the most recent finished jobs, read again at most once a second; and
+# the most running jobs it looks at.
+_RECENT_JOBS = 50
+_DURATIONS_TTL_S = 1.0
+_MOST_RUNNING = 500
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,11 @@ class JobView(BaseModel):
     eta_s: float | None = Field(None, description="Estimated seconds until it finishes.")
     attempts: int
     timestamps: Timestamps
+    waiting: Waiting | None = Field(
+        None,
+        description="Running, but waiting for the generation service (or its engine) to be "
+        "back: since when, and the failure that started the wait. No attempt is used up.",
+    )
     error: dict[str, Any] | None = None
 
 
@@ -118,6 +130,7 @@ class JobManager:
         self.clock = clock
         self.poll_interval = poll_interval
         self.webhooks = webhooks
+        self._recent: tuple[float, Durations] | None = None  # (read at, durations)
 
     # ---- submit ------------------------------------------------------------------------
     async def submit(self, body: dict[str, Any], *, idempotency_key: str | None) -> Job:
@@ -145,7 +158,7 @@ class JobManager:
         try:
             stored = await self.store.submit(job, max_queued=self.limits.max_queued)
         except QueueFull as full:
-            eta = await self._eta(full.queued)
+            eta = await self._eta(request, full.queued)
             raise TooManyRequests(
                 f"the job queue is full ({full.queued} queued); retry later",
                 details={"queued": full.queued, "max_queued": self.limits.max_queued},
@@ -165,26 +178,45 @@ class JobManager:
             raise NotFound(f"no job {job_id!r} (unknown, or removed after its retention)")
         return job
 
-    async def _recent_duration(self) -> float | None:
-        done, _ = await self.store.list_jobs(status=JobStatus.DONE, limit=20, cursor=None)
-        spans = [j.finished_at - j.started_at for j in done if j.finished_at and j.started_at]
-        return sum(spans) / len(spans) if spans else None
+    async def _durations(self) -> Durations:
+        """Recent jobs' run times; read again once `_DURATIONS_TTL_S` old (a status poll
+        must not read the recent jobs, requests and all, every time)."""
+        now = self.clock()
+        cached = self._recent
+        if cached is None or not 0 <= now - cached[0] < _DURATIONS_TTL_S:
+            done, _ = await self.store.list_jobs(
+                status=JobStatus.DONE, limit=_RECENT_JOBS, cursor=None
+            )
+            cached = self._recent = (now, Durations(done))
+        return cached[1]
 
-    async def _eta(self, ahead: int) -> float | None:
-        duration = await self._recent_duration()
-        if duration is None:
+    async def _eta(self, request: dict[str, Any], position: int) -> float | None:
+        """Seconds until a job of `request`, `position` in the queue, would end."""
+        durations = await self._durations()
+        own = durations.expected(request)
+        if own is None:
             return None
-        return duration * (ahead // max(1, self.limits.concurrency) + 1)
+        running, _ = await self.store.list_jobs(
+            status=JobStatus.RUNNING, limit=_MOST_RUNNING, cursor=None
+        )
+        now = self.clock()
+        left = [remaining(job, durations, now=now) for job in running]
+        return queued_eta(
+            own,
+            position=position,
+            running=[seconds for seconds in left if seconds is not None],
+            each_ahead=durations.typical() or own,
+            # The workers alive are at least those running jobs now (with a queue, all are).
+            workers=max(1, self.limits.concurrency, len(running)),
+        )
 
     async def view(self, job: Job) -> JobView:
         position = await self.store.position(job.id) if job.status is JobStatus.QUEUED else None
         eta = None
         if position is not None:
-            eta = await self._eta(position)
-        elif job.status is JobStatus.RUNNING and job.progress_total and job.started_at:
-            elapsed = self.clock() - job.started_at
-            done = max(job.progress_step, 1) / job.progress_total
-            eta = max(0.0, elapsed / done - elapsed)
+            eta = await self._eta(job.request, position)
+        elif job.status is JobStatus.RUNNING:
+            eta = remaining(job, await self._durations(), now=self.clock())
         return JobView(
             task_id=job.id,
             status=job.status,
@@ -195,6 +227,7 @@ class JobManager:
             timestamps=Timestamps(
                 created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at
             ),
+            waiting=job.waiting if job.status is JobStatus.RUNNING else None,
             error=job.error if job.status is not JobStatus.DONE else None,
         )
 

@@ -37,6 +37,13 @@ class WebhookSpec(BaseModel):
     events: list[WebhookEvent] = Field(default_factory=_terminal_events, min_length=1)
 
 
+class Waiting(BaseModel):
+    """Why a running job is paused: its generation service or engine is unreachable."""
+
+    since: float = Field(description="When the wait began (Unix seconds).")
+    error: dict[str, Any] = Field(description="The failure that started it: {code, message}.")
+
+
 class Job(BaseModel):
     """One persisted job. Times are Unix seconds (float)."""
 
@@ -56,6 +63,7 @@ class Job(BaseModel):
     heartbeat_at: float | None = None
     cancel_requested: bool = False
     not_before: float = 0.0  # a retried job waits until then (backoff)
+    waiting: Waiting | None = None  # running, but waiting out an outage of generation
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     webhook: WebhookSpec | None = None

@@ -59,6 +59,8 @@ def worker_config(settings: JobsSettings) -> WorkerConfig:
         visibility_timeout_s=settings.jobs_visibility_timeout,
         poll_interval_s=settings.worker_poll_interval,
         retry_backoff_s=settings.jobs_retry_backoff,
+        health_poll_s=settings.jobs_health_poll,
+        outage_window_s=settings.jobs_outage_window,
     )
 
 

@@ -55,6 +55,10 @@ class JobsSettings(SharedSettings, WebhookSettings):
         30.0, gt=0, validation_alias=env("JOBS_VISIBILITY_TIMEOUT")
     )
     jobs_retry_backoff: float = Field(2.0, ge=0, validation_alias=env("JOBS_RETRY_BACKOFF"))
+    # An unreachable generation service or engine uses up no attempt: a running job waits
+    # up to this long (in all, per attempt) for generation's health to say it is back.
+    jobs_outage_window: float = Field(300.0, gt=0, validation_alias=env("JOBS_OUTAGE_WINDOW"))
+    jobs_health_poll: float = Field(1.0, gt=0, validation_alias=env("JOBS_HEALTH_POLL"))
     worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
     worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
     jobs_in_process_worker: bool = Field(True, validation_alias=env("JOBS_IN_PROCESS_WORKER"))

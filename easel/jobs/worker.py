@@ -3,8 +3,9 @@
 The GPU stays owned by the generation service (its batching applies to jobs too); the
 worker only relays. While a job runs it heartbeats; a cancel requested through the store
 is carried out by closing the stream, which the generation service sees as a disconnect
-and stops at the next step. Failures the client caused (4xx) fail the job; transient ones
-(worker lost, upstream 5xx or unreachable) go back to the queue until attempts run out.
+and stops at the next step. Failures that would happen again fail the job; transient ones
+go back to the queue until attempts run out (easel/jobs/failures.py decides which); through
+an outage of generation the job waits, on the same attempt (easel/jobs/outage.py).
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from easel.core.events import (
     JobEvent,
     JobFailed,
     JobSucceeded,
+    JobWaiting,
     Progress,
     Queued,
     Started,
     Succeeded,
 )
+from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
 from easel.jobs.models import Job
+from easel.jobs.outage import OutageWait, probe, retry_after_of
 from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore, moved_event, started_event
@@ -58,10 +62,10 @@ class WorkerConfig:
     visibility_timeout_s: float = 30.0
     poll_interval_s: float = 0.05
     retry_backoff_s: float = 2.0
-
-
-class _Transient(Exception):
-    """Worth another attempt."""
+    # Waiting out an outage of generation: seconds between health polls, most seconds of
+    # waiting in one attempt.
+    health_poll_s: float = 1.0
+    outage_window_s: float = 300.0
 
 
 class _Stop(Exception):
@@ -188,8 +192,12 @@ class Worker:
             return
         try:
             relay.result()
-        except _Transient as exc:
-            await self._retry(report, {"code": "upstream_failed", "message": str(exc)})
+        except AttemptFailed as failure:
+            if failure.kind is FailureClass.PERMANENT:
+                await self._finish(report, JobFailed(error=failure.error))
+            else:
+                error = {"code": "upstream_failed", "message": str(failure)}
+                await self._retry(report, error, retry_after=failure.retry_after)
         except Exception as exc:
             log.exception("job %s failed", job.id)
             broke = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
@@ -206,6 +214,42 @@ class Worker:
                 return "cancel"
 
     async def _relay(self, report: JobReporter) -> None:
+        """Run the job through the generation stream; through an outage of generation (or
+        its engine), wait for it to be back and run it again, on the same attempt."""
+        outage = OutageWait(
+            self.generation,
+            poll_s=self.config.health_poll_s,
+            window_s=self.config.outage_window_s,
+        )
+        while True:
+            try:
+                await self._stream(report)
+                return
+            except AttemptFailed as failure:
+                if failure.kind is not FailureClass.OUTAGE:
+                    raise
+                await self._wait_out(report, failure, outage)
+
+    async def _wait_out(
+        self, report: JobReporter, failure: AttemptFailed, outage: OutageWait
+    ) -> None:
+        """Return once generation is back; raise when it is not an outage after all, or
+        when it lasts past the window."""
+        health = await probe(self.generation)
+        if health.healthy:  # it answers and can generate: a failure of this job's own
+            raise AttemptFailed(str(failure), retry_after=failure.retry_after) from failure
+        retry_after = max(failure.retry_after or 0.0, health.retry_after or 0.0) or None
+        log.warning("job %s waits for the generation service: %s", report.job.id, failure)
+        report.wait(JobWaiting(error=failure.error, retry_after=retry_after), since=self.clock())
+        if not await outage.until_back(retry_after):
+            window = self.config.outage_window_s
+            message = f"the generation service stayed unavailable for {window:g} s: {failure}"
+            error = {"code": "generation_unavailable", "message": message}
+            raise AttemptFailed(message, kind=FailureClass.PERMANENT, error=error) from failure
+        log.info("job %s goes on: the generation service is back", report.job.id)
+        report.resume()
+
+    async def _stream(self, report: JobReporter) -> None:
         job = report.job
         try:
             async with self.generation.stream(
@@ -224,8 +268,9 @@ class Worker:
                     if sse.data and await self._on_event(report, _parse(sse.data)):
                         return
         except httpx.HTTPError as exc:
-            raise _Transient(f"generation service unreachable or broke off: {exc!r}") from exc
-        raise _Transient("the generation stream ended without a result")
+            message = f"generation service unreachable or broke off: {exc!r}"
+            raise unreachable(message) from exc
+        raise unreachable("the generation stream ended without a result")
 
     async def _refused(self, report: JobReporter, response: httpx.Response) -> None:
         body = await response.aread()
@@ -233,9 +278,15 @@ class Worker:
             error = dict(json.loads(body)["error"])
         except (ValueError, KeyError, TypeError):
             error = {"code": "upstream_error", "message": body[:500].decode(errors="replace")}
-        if _worth_retrying(response.status_code):
-            raise _Transient(f"generation answered {response.status_code}: {error}")
         error["status"] = response.status_code
+        kind = classify(response.status_code, error)
+        if kind.retried:
+            raise AttemptFailed(
+                f"generation answered {response.status_code}: {error}",
+                kind=kind,
+                error=error,
+                retry_after=retry_after_of(response.headers),
+            )
         await self._finish(report, JobFailed(error=error))
 
     async def _on_event(self, report: JobReporter, event: GenerationEvent) -> bool:
@@ -249,9 +300,15 @@ class Worker:
                 stored = await run_in_threadpool(self._store_images, result)
                 await self._finish(report, JobSucceeded(result=stored))
                 return True
-            case Failed(error=error, status=status):
-                if _worth_retrying(status):
-                    raise _Transient(f"generation failed: {error}")
+            case Failed(error=error, status=status, retry_after=retry_after):
+                kind = classify(status, error)
+                if kind.retried:
+                    raise AttemptFailed(
+                        f"generation failed: {error}",
+                        kind=kind,
+                        error={**error, "status": status},
+                        retry_after=retry_after,
+                    )
                 await self._finish(report, JobFailed(error={**error, "status": status}))
                 return True
             case Cancelled():
@@ -273,10 +330,13 @@ class Worker:
         if not owned:
             log.warning("job %s was taken from this worker; its outcome is dropped", report.job.id)
 
-    async def _retry(self, report: JobReporter, error: ErrorBody) -> None:
+    async def _retry(
+        self, report: JobReporter, error: ErrorBody, *, retry_after: float | None = None
+    ) -> None:
         await report.flush()  # this attempt's events come before the requeue's
         job, now = report.job, self.clock()
         backoff = self.config.retry_backoff_s * 2 ** max(0, job.attempts - 1)
+        backoff = max(backoff, retry_after or 0.0)  # never sooner than generation asked
         after = await self.store.retry(
             job.id, self.worker_id, now=now, not_before=now + backoff, error=error
         )
@@ -305,7 +365,7 @@ def _parse(data: str) -> GenerationEvent:
     try:
         return GENERATION_EVENT_ADAPTER.validate_json(data)
     except ValidationError as exc:  # a broken or foreign stream: another attempt may do
-        raise _Transient(
+        raise AttemptFailed(
             f"the generation stream sent what is not an event: {data[:200]!r}"
         ) from exc
 
@@ -315,7 +375,3 @@ def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
     if isinstance(event, Queued):
         return GenerationQueued(position=event.position, request_id=event.request_id)
     return GenerationStarted(batch_size=event.batch_size, batch_requests=event.batch_requests)
-
-
-def _worth_retrying(status: int) -> bool:
-    return status >= 500 or status == 429

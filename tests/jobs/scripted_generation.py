@@ -1,6 +1,8 @@
 """A generation service stand-in for worker tests: a bare ASGI app answering each
 `POST /api/generate/stream` with the next of the scripts given for the request's prompt,
-byte for byte, through `StreamingASGITransport` (so chunks arrive as they are sent)."""
+byte for byte, through `StreamingASGITransport` (so chunks arrive as they are sent), and
+`GET /api/health` with the next of `health` (the last one repeats; "down": no connection
+at all, as if the process were gone)."""
 
 from __future__ import annotations
 
@@ -32,12 +34,27 @@ class ScriptedGeneration:
     """`scripts[prompt]` is a list of answers, one per request with that prompt, in turn;
     an answer is the raw chunks of its event stream."""
 
-    def __init__(self, scripts: dict[str, list[list[bytes]]]) -> None:
+    def __init__(
+        self, scripts: dict[str, list[list[bytes]]], *, health: list[str] | None = None
+    ) -> None:
         self.scripts = {prompt: list(answers) for prompt, answers in scripts.items()}
+        self.health = list(health or ["healthy"])
         self.asked: list[str] = []
+        self.health_polls = 0
+
+    def next_health(self) -> str:
+        self.health_polls += 1
+        return self.health.pop(0) if len(self.health) > 1 else self.health[0]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        assert scope["type"] == "http" and scope["path"] == "/api/generate/stream"
+        assert scope["type"] == "http"
+        if scope["path"] == "/api/health":
+            body = json.dumps({"status": self.next_health(), "service": "generation"}).encode()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        assert scope["path"] == "/api/generate/stream"
         prompt = json.loads(await Request(scope, receive).body())["prompt"]
         self.asked.append(prompt)
         chunks = self.scripts[prompt].pop(0)
@@ -48,6 +65,19 @@ class ScriptedGeneration:
         await send({"type": "http.response.body", "body": b""})
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=StreamingASGITransport(self), base_url="http://generation"
-        )
+        return httpx.AsyncClient(transport=_Transport(self), base_url="http://generation")
+
+
+class _Transport(StreamingASGITransport):
+    """Refuses to connect while the service's health script says "down"."""
+
+    def __init__(self, generation: ScriptedGeneration) -> None:
+        super().__init__(generation)
+        self.generation = generation
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.generation.health[0] == "down":
+            if request.url.path == "/api/health":
+                self.generation.next_health()
+            raise httpx.ConnectError("connection refused", request=request)
+        return await super().handle_async_request(request)

@@ -21,7 +21,7 @@ from easel.core.events import (
     JobStarted,
     JobSucceeded,
 )
-from easel.jobs.models import Job, JobStatus
+from easel.jobs.models import Job, JobStatus, Waiting
 
 
 class QueueFull(Exception):
@@ -75,16 +75,10 @@ class JobQueue(Protocol):
         """Extend the worker's hold; None when it no longer owns the job."""
         ...
 
-    async def report(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        events: Sequence[JobEvent],
-        progress: tuple[int, int] | None = None,
-    ) -> bool:
-        """Append `events` in order and record `progress` (step, total), in one atomic
-        step, if the worker still owns the job; False (nothing written) otherwise."""
+    async def report(self, job_id: str, worker_id: str, **report: Unpack[Report]) -> bool:
+        """Append the report's `events` in order and record its `progress` (step, total)
+        and `waiting`, in one atomic step, if the worker still owns the job; False
+        (nothing written) otherwise."""
         ...
 
     async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:
@@ -130,6 +124,23 @@ class JobStore(JobRecords, JobQueue, EventLog, Protocol):
     async def close(self) -> None: ...
 
 
+class Report(TypedDict, total=False):
+    """What a worker reports of a running job (`report`): events to log, the progress
+    (step, total), and, when given, whether it waits out an outage (None: no longer)."""
+
+    events: Required[Sequence[JobEvent]]
+    progress: tuple[int, int] | None
+    waiting: Waiting | None
+
+
+def reported_fields(report: Report) -> dict[str, Any]:
+    """The job fields a report sets (both stores use this)."""
+    fields: dict[str, Any] = progress_fields(report.get("progress"))
+    if "waiting" in report:
+        fields["waiting"] = report["waiting"]
+    return fields
+
+
 class Ending(TypedDict, total=False):
     """How a worker ends a job (`finish`): a terminal status at `now`, its result or error,
     the events still to log before the end, and the last progress (step, total)."""
@@ -163,6 +174,7 @@ def finished_fields(ending: Ending) -> dict[str, Any]:
         "updated_at": now,
         "result": ending.get("result"),
         "error": ending.get("error"),
+        "waiting": None,
         **progress_fields(ending.get("progress")),
     }
 
@@ -217,7 +229,12 @@ def decode_event(text: str | bytes) -> JobEvent:
 
 def requeued_or_failed(job: Job, *, now: float, not_before: float, error: ErrorBody) -> Job:
     """Where a job goes after a transient failure (both stores use this)."""
-    common: dict[str, Any] = {"worker_id": None, "heartbeat_at": None, "updated_at": now}
+    common: dict[str, Any] = {
+        "worker_id": None,
+        "heartbeat_at": None,
+        "updated_at": now,
+        "waiting": None,
+    }
     error = dict(error)  # the job's own copy: `error` may be a shared constant (WORKER_LOST)
     if job.cancel_requested:
         return job.model_copy(update={**common, "status": JobStatus.CANCELLED, "finished_at": now})

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
-from pydantic_core import to_json
+from pydantic_core import to_json, to_jsonable_python
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -33,10 +33,11 @@ from easel.jobs.store.base import (
     Ending,
     IdempotencyConflict,
     QueueFull,
+    Report,
     decode_event,
     encode_event,
     finished_fields,
-    progress_fields,
+    reported_fields,
     requeued_or_failed,
 )
 from easel.jobs.store.redis_scripts import Scripts
@@ -243,16 +244,10 @@ class RedisJobStore:
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})
 
-    async def report(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        events: Sequence[JobEvent],
-        progress: tuple[int, int] | None = None,
-    ) -> bool:
-        changes = {name: _encode(value) for name, value in progress_fields(progress).items()}
-        return await self._touch(job_id, _owner(worker_id), changes, events)
+    async def report(self, job_id: str, worker_id: str, **report: Unpack[Report]) -> bool:
+        fields = reported_fields(report)
+        changes = {name: _encode(to_jsonable_python(value)) for name, value in fields.items()}
+        return await self._touch(job_id, _owner(worker_id), changes, report["events"])
 
     async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:
         args = self._finish_args(job_id, worker_id, ending)

@@ -28,10 +28,11 @@ from easel.jobs.store.base import (
     Ending,
     IdempotencyConflict,
     QueueFull,
+    Report,
     decode_event,
     encode_event,
     finished_fields,
-    progress_fields,
+    reported_fields,
     requeued_or_failed,
     started_event,
 )
@@ -306,15 +307,8 @@ class SQLiteJobStore:
 
         return await self._transaction(work)
 
-    async def report(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        events: Sequence[JobEvent],
-        progress: tuple[int, int] | None = None,
-    ) -> bool:
-        update = progress_fields(progress)
+    async def report(self, job_id: str, worker_id: str, **report: Unpack[Report]) -> bool:
+        update, events = reported_fields(report), report["events"]
         return await self._transaction(self._change_owned, job_id, worker_id, update, events)
 
     async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:

@@ -205,7 +205,9 @@ def test_comfyui_restarted_mid_job_the_job_is_retried(api: httpx.Client, fake: F
     fake.restart()  # the prompt is lost with the server's queue
     view = wait_for(api, task_id, "done", "failed")
     assert view["status"] == "done", view
-    assert view["attempts"] == 2
+    # Run again: on the same attempt when generation's health still said ComfyUI was away
+    # (an outage, waited out), else on a second one (tests/jobs/test_outage.py).
+    assert view["attempts"] in (1, 2)
     assert fake.prompts[-1]["prompt_id"] != held.prompt_id
     assert fake.history[fake.prompts[-1]["prompt_id"]]["status"]["status_str"] == "success"
 
