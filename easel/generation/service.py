@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 
@@ -11,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from easel.core.errors import EaselError, InvalidInput
 from easel.core.generation_api import (
-    MAX_SEED,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
@@ -125,6 +123,7 @@ class GenerationService:
         )
         image, mask = await run_in_threadpool(self._decode_images, request)
         prepared = self.engine.prepare(request, image.size if image else None)
+        prepared.seeds.check(request.seed, prepared.seeds_of)
         return _Admitted(prepared, prompt, negative, image, mask)
 
     async def validate(self, request: GenerationRequest) -> Prepared:
@@ -137,7 +136,7 @@ class GenerationService:
         """Validate and queue; raises InvalidInput (422) or TooManyRequests (429)."""
         admitted = await self._admit(request)
         prepared = admitted.prepared
-        seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)  # noqa: S311
+        seed = request.seed if request.seed is not None else prepared.seeds.draw()
         item = EngineItem(
             prompt=admitted.prompt,
             negative_prompt=admitted.negative,
@@ -175,7 +174,7 @@ class GenerationService:
         images = [
             GeneratedImage(
                 image=self.codec.encode_base64(image, request.output_format, request.quality),
-                seed=(seed + index) % (MAX_SEED + 1),
+                seed=submission.prepared.seeds.nth(seed, index),
                 format=request.output_format,
                 media_type=request.output_format.media_type,
                 width=image.width,
