@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from easel.core.errors import InvalidInput
+from easel.core.paths import public_path, public_text
 from easel.generation.engines.base import SeedRange
 
 log = logging.getLogger("easel.generation.comfyui")
@@ -326,6 +327,8 @@ class WorkflowCatalogue:
             if not folder.is_dir():
                 continue
             origin = "example" if folder == EXAMPLES else "workflows_path"
+            # Health shows these errors: the files by their folder, not where it lies.
+            shown = {"EXAMPLES" if folder == EXAMPLES else "WORKFLOWS_PATH": folder}
             for path in sorted(folder.glob("*.json")):
                 if path.name.endswith(SIDECAR_SUFFIX):
                     continue
@@ -333,7 +336,9 @@ class WorkflowCatalogue:
                 try:
                     workflow = _read(path, origin, model_files)
                 except (OSError, ValueError) as exc:
-                    catalogue.errors[name] = f"{path}: {exc}"
+                    catalogue.errors[name] = (
+                        f"{public_path(path, shown)}: {public_text(str(exc), shown)}"
+                    )
                     catalogue.workflows.pop(name, None)
                     log.error("workflow %s left out: %s", path, exc)
                     continue
