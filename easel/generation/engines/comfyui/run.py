@@ -209,7 +209,7 @@ class CallRun:
             step = sum(unit if p.done else min(p.value, unit) for p in own)
             mine = ItemProgress(step, unit * max(1, len(own)))
             # Only news: not a request still waiting for its first step, nor one whose
-            # prompts ended while another request's run.
+            # prompts ended while another request's prompts run.
             news = step > 0 and mine != self.reported.get(index)
             self.reported[index] = mine
             items.append(mine if news else None)
