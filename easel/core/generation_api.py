@@ -4,15 +4,47 @@ shared by the generation service, the job manager and the gateway's first-versio
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from easel.core.fields import ImageField
 from easel.core.images import OutputFormat
 
 MAX_PROMPT = 4000
 MAX_SEED = 2**32 - 1
+
+
+def _scalar(value: Any) -> Any:
+    # Every engine's parameters are numbers, strings or booleans (diffusers families,
+    # ComfyUI workflow declarations): a nested value is wrong whatever the engine.
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("must be a number, a string, a boolean or null (not nested)")
+
+
+ExtraValue = Annotated[
+    Any,
+    PlainValidator(_scalar),
+    WithJsonSchema({"type": ["number", "string", "boolean", "null"]}),
+]
+
+
+def _field_error(model: str, field: str, message: str) -> ValidationError:
+    """A validation error naming `field`, from a rule that spans several fields."""
+    error = PydanticCustomError("invalid_combination", message)
+    return ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=error, loc=(field,), input=None)]
+    )
 
 
 class Mode(StrEnum):
@@ -65,7 +97,7 @@ class GenerationRequest(BaseModel):
     output_format: OutputFormat = OutputFormat.PNG
     quality: int | None = Field(None, ge=1, le=100)
     model: str | None = Field(None, description="A configured model name; the default if absent.")
-    extra_params: dict[str, Any] = Field(
+    extra_params: dict[str, ExtraValue] = Field(
         default_factory=dict, description="Engine-specific; validated per model family."
     )
     preview_every: int | None = Field(
@@ -74,6 +106,10 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _mode_fits_inputs(self) -> GenerationRequest:
+        # Rules of the request alone, so every entry point applies them; those that
+        # depend on the engine (a prompt per mode, models, styles) are the service's.
+        if self.mask_image is not None and self.input_image is None:
+            raise _field_error(type(self).__name__, "input_image", "required with mask_image")
         if self.mode is None:
             if self.mask_image is not None:
                 self.mode = Mode.INPAINT

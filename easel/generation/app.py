@@ -137,6 +137,25 @@ async def generate_stream(request: Request, container: Container) -> EventSource
     return EventSourceResponse(events(), ping=15)
 
 
+class Validated(BaseModel):
+    valid: bool
+    warnings: list[str]
+
+
+# Not in the API document: the job manager's check (reachable, and harmless, through
+# the gateway like the rest of /api/generate).
+@router.post("/api/generate/validate", response_model=Validated, include_in_schema=False)
+async def validate(request: Request, container: Container) -> Validated:
+    """Check a request as `POST /api/generate` would, without running it: 200 with the
+    warnings it would carry, or the 422 (naming the field) it would get. The job manager
+    asks this when a job is submitted."""
+    body = await parse_body(
+        request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
+    )
+    prepared = await container.service.validate(body)
+    return Validated(valid=True, warnings=list(prepared.warnings))
+
+
 class CancelAnswer(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"request_id": "5f0c6e1a", "cancelled": True}]}

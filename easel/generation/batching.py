@@ -24,7 +24,7 @@ from PIL import Image
 
 from easel.core.errors import EaselError, ServiceUnavailable, TooManyRequests
 from easel.core.events import GenerationEvent, Progress, Queued, Started
-from easel.generation.engines.base import CallKey, Engine, EngineCall, EngineItem
+from easel.generation.engines.base import CallKey, Engine, EngineCall, EngineItem, ItemProgress
 from easel.generation.metrics import GenerationMetrics
 
 log = logging.getLogger("easel.generation.batching")
@@ -220,19 +220,23 @@ class Batcher:
 
         loop = asyncio.get_running_loop()
 
-        def emit_progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
-            for ticket, preview in zip(batch, previews, strict=False):
+        def emit_progress(items: list[ItemProgress | None]) -> None:
+            for ticket, mine in zip(batch, items, strict=False):
+                if mine is None:
+                    continue  # nothing new for this request
                 every = ticket.item.wants_preview_every
-                wanted = preview is not None and every is not None and step % every == 0
-                encoded = _preview_b64(preview) if wanted and preview is not None else None
-                ticket.emit(Progress(step=step, total=total, preview=encoded))
+                wanted = every is not None and mine.step % every == 0
+                encoded = None
+                if wanted and mine.preview is not None:
+                    encoded = _preview_b64(mine.preview)
+                ticket.emit(Progress(step=mine.step, total=mine.total, preview=encoded))
 
-        def progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
+        def progress(items: list[ItemProgress | None]) -> None:
             # Called on the engine's thread: count here (a step has run), emit on the loop.
             self.steps_run += 1
             if self.metrics is not None:
                 self.metrics.steps.inc()
-            loop.call_soon_threadsafe(emit_progress, step, total, previews)
+            loop.call_soon_threadsafe(emit_progress, items)
 
         call = EngineCall(
             key=batch[0].key,

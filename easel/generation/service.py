@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 
@@ -11,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from easel.core.errors import EaselError, InvalidInput
 from easel.core.generation_api import (
-    MAX_SEED,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
@@ -43,6 +41,17 @@ class Submission:
     request: GenerationRequest
     prepared: Prepared
     submitted_at: float
+
+
+@dataclass
+class _Admitted:
+    """A request that passed every check: its model resolved, style applied, images read."""
+
+    prepared: Prepared
+    prompt: str
+    negative: str | None
+    image: Image.Image | None
+    mask: Image.Image | None
 
 
 class GenerationService:
@@ -105,10 +114,8 @@ class GenerationService:
                 )
         return image, mask
 
-    async def submit(
-        self, request: GenerationRequest, *, request_id: str | None, listening: bool
-    ) -> Submission:
-        """Validate and queue; raises InvalidInput (422) or TooManyRequests (429)."""
+    async def _admit(self, request: GenerationRequest) -> _Admitted:
+        """Every check a request passes before it may be queued; raises InvalidInput."""
         self._check_limits(request)
         self._check_inputs(request)
         prompt, negative = self.styles.apply(
@@ -116,14 +123,27 @@ class GenerationService:
         )
         image, mask = await run_in_threadpool(self._decode_images, request)
         prepared = self.engine.prepare(request, image.size if image else None)
-        seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)  # noqa: S311
+        prepared.seeds.check(request.seed, prepared.seeds_of)
+        return _Admitted(prepared, prompt, negative, image, mask)
+
+    async def validate(self, request: GenerationRequest) -> Prepared:
+        """What `submit` checks, without queueing: for the job manager at submit time."""
+        return (await self._admit(request)).prepared
+
+    async def submit(
+        self, request: GenerationRequest, *, request_id: str | None, listening: bool
+    ) -> Submission:
+        """Validate and queue; raises InvalidInput (422) or TooManyRequests (429)."""
+        admitted = await self._admit(request)
+        prepared = admitted.prepared
+        seed = request.seed if request.seed is not None else prepared.seeds.draw()
         item = EngineItem(
-            prompt=prompt,
-            negative_prompt=negative,
+            prompt=admitted.prompt,
+            negative_prompt=admitted.negative,
             seed=seed,
             num_images=request.num_images,
-            input_image=image,
-            mask_image=mask,
+            input_image=admitted.image,
+            mask_image=admitted.mask,
             # An engine without previews is not asked for them.
             wants_preview_every=(
                 request.preview_every if self.engine.capabilities.previews else None
@@ -154,7 +174,7 @@ class GenerationService:
         images = [
             GeneratedImage(
                 image=self.codec.encode_base64(image, request.output_format, request.quality),
-                seed=(seed + index) % (MAX_SEED + 1),
+                seed=submission.prepared.seeds.nth(seed, index),
                 format=request.output_format,
                 media_type=request.output_format.media_type,
                 width=image.width,

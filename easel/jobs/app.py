@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sse_starlette import EventSourceResponse
 
 from easel.core.app import create_service_app
 from easel.core.body import read_fields
 from easel.core.clients import ClientOpener
 from easel.core.container import container_of, install_container
+from easel.core.errors import InvalidInput
 from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
@@ -33,6 +35,7 @@ from easel.jobs.runtime import maintain, open_store, open_webhooks, worker_confi
 from easel.jobs.schemas import AsyncGenerationRequest, JobResult
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
+from easel.jobs.validation import GenerationCheck
 from easel.jobs.worker import Worker
 
 SERVICE = "job_manager"
@@ -150,9 +153,10 @@ class PodGenerateRequest(BaseModel):
     """compat: the body of the first version's pod API, `POST /generate`."""
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "examples": [{"mode": "text-to-image", "prompt": "a red fox in the snow, watercolor"}]
-        }
+        },
     )
 
     mode: str
@@ -160,6 +164,29 @@ class PodGenerateRequest(BaseModel):
     style: str | None = None
     target_image: str | None = None
     extra_params: dict[str, Any] | None = None
+    # compat: the first version's field for a feature easel will not build (SPEC.md,
+    # Non-goals); declared only to refuse it by name.
+    face_images: SkipJsonSchema[Any] = None
+
+    @field_validator("face_images")
+    @classmethod
+    def _not_built(cls, value: Any) -> Any:
+        raise ValueError(
+            "not supported: easel puts no real person's face or identity onto other images"
+        )
+
+
+def _pod_named(exc: InvalidInput) -> InvalidInput:
+    """compat: a refusal naming the first version's fields (`target_image`)."""
+    if not isinstance(exc.details, list):
+        return exc
+    details = [
+        {**d, "field": "target_image"} if d.get("field") == "input_image" else d
+        for d in exc.details
+        if isinstance(d, dict)
+    ]
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or exc.message
+    return InvalidInput(message, details=details)
 
 
 class PodGenerateQueued(BaseModel):
@@ -201,7 +228,10 @@ async def pod_generate(body: PodGenerateRequest, container: Container) -> PodGen
         request["input_image"] = body.target_image
     if body.extra_params:
         request["extra_params"] = body.extra_params
-    job = await container.manager.submit(request, idempotency_key=None)
+    try:
+        job = await container.manager.submit(request, idempotency_key=None)
+    except InvalidInput as exc:
+        raise _pod_named(exc) from exc
     return PodGenerateQueued(task_id=job.id, status=job.status)
 
 
@@ -233,8 +263,9 @@ async def health(container: Container) -> ServiceHealth:
 
 
 def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None) -> FastAPI:
-    """`generation` opens the in-process worker's client of the generation service; without
-    it the in-process worker must be off (EASEL_JOBS_IN_PROCESS_WORKER=false)."""
+    """`generation` opens the client of the generation service that the in-process worker
+    runs jobs through and submit checks requests with; without it the in-process worker
+    must be off (EASEL_JOBS_IN_PROCESS_WORKER=false) and submit checks the schema only."""
     if generation is None and settings.jobs_in_process_worker:
         raise ValueError("the job manager's in-process worker needs a way to generation")
 
@@ -245,6 +276,11 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
             stack.push_async_callback(store.close)
             results = ResultFiles(settings.results_path)
             webhooks = await open_webhooks(settings, stack)
+            wants_client = settings.jobs_in_process_worker or settings.jobs_submit_check
+            client = await generation(stack) if generation is not None and wants_client else None
+            check = None
+            if client is not None and settings.jobs_submit_check:
+                check = GenerationCheck(client, timeout=settings.jobs_submit_check_timeout)
             manager = JobManager(
                 store=store,
                 results=results,
@@ -255,14 +291,15 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
                     concurrency=settings.worker_concurrency,
                 ),
                 webhooks=webhooks,
+                check=check,
             )
             worker = None
             tasks = []
-            if generation is not None and settings.jobs_in_process_worker:
+            if client is not None and settings.jobs_in_process_worker:
                 worker = Worker(
                     store=store,
                     results=results,
-                    generation=await generation(stack),
+                    generation=client,
                     config=worker_config(settings),
                     notify=webhooks.notify,
                 )

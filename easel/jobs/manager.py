@@ -9,7 +9,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,9 @@ class JobOptions(BaseModel):
 
 
 JOB_FIELDS = set(JobOptions.model_fields)
+
+# Raises the refusal of a generation request (validation.py asks the generation service).
+RequestCheck = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 JOB_VIEW_EXAMPLE: dict[str, Any] = {
@@ -123,8 +126,10 @@ class JobManager:
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.1,
         webhooks: Webhooks | None = None,
+        check: RequestCheck | None = None,
     ) -> None:
         self.store = store
+        self.check = check
         self.results = results
         self.limits = limits
         self.clock = clock
@@ -143,6 +148,8 @@ class JobManager:
                 raise InvalidInput.field("webhook", "this server sends no webhooks")
             await self.webhooks.check(options.webhook)
         request = generation.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        if self.check is not None:  # what the worker will send, judged by generation now
+            await self.check(request)
         now = self.clock()
         job = Job(
             id=uuid.uuid4().hex,

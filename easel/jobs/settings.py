@@ -62,6 +62,12 @@ class JobsSettings(SharedSettings, WebhookSettings):
     worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
     worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
     jobs_in_process_worker: bool = Field(True, validation_alias=env("JOBS_IN_PROCESS_WORKER"))
+    # Submit asks the generation service to check each request (its 422 is the submit's);
+    # when it does not answer within the timeout the job is accepted on the schema alone.
+    jobs_submit_check: bool = Field(True, validation_alias=env("JOBS_SUBMIT_CHECK"))
+    jobs_submit_check_timeout: float = Field(
+        10.0, gt=0, validation_alias=env("JOBS_SUBMIT_CHECK_TIMEOUT")
+    )
 
     @property
     def results_path(self) -> Path:

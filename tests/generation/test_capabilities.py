@@ -25,6 +25,7 @@ from easel.generation.engines.base import (
     EngineHealth,
     EngineItem,
     EngineOutput,
+    ItemProgress,
     Prepared,
     ProgressFn,
     WorkflowListing,
@@ -81,7 +82,12 @@ class SolidEngine:
 
         def steps() -> None:  # on a thread, as a pipeline runs: progress arrives from there
             for step in (1, 2):
-                progress(step, 2, [red if i.wants_preview_every else None for i in call.items])
+                progress(
+                    [
+                        ItemProgress(step, 2, red if i.wants_preview_every else None)
+                        for i in call.items
+                    ]
+                )
 
         await asyncio.to_thread(steps)
         return EngineOutput(images=[[red] * item.num_images for item in call.items], steps_run=2)

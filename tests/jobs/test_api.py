@@ -77,15 +77,15 @@ def test_cancel_a_queued_job_and_queue_positions(api: httpx.Client) -> None:
         assert [name for name, _ in sse_events(response)] == ["queued", "cancelled"]
 
 
-def test_a_bad_request_fails_without_retry(api: httpx.Client) -> None:
-    # Valid as a request, refused by the model at run time: not worth another attempt.
-    task_id = submit(api, {"prompt": "x", "model": "tiny-random-qwen-edit"})
-    view = wait_for(api, task_id, "failed")
-    assert view["attempts"] == 1
-    assert view["error"]["code"] == "invalid_input" and view["error"]["status"] == 422
-    result = api.get(f"/api/generate/result/{task_id}")
-    assert result.status_code == 409
-    assert result.json()["error"]["code"] == "job_failed"
+def test_a_request_generation_refuses_is_refused_at_submit(api: httpx.Client) -> None:
+    # Valid as a schema, refused by the model: refused now, not queued to fail later
+    # (a job accepted while generation could not judge it fails once, without retry:
+    # tests/jobs/test_submit_validation.py).
+    response = api.post(
+        "/api/generate/async", json={"prompt": "x", "model": "tiny-random-qwen-edit"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "mode"
 
 
 def test_invalid_submission_is_422_naming_the_field(api: httpx.Client) -> None:

@@ -9,13 +9,15 @@ engine's class: `capabilities`, and `describe_workflows` for `GET /api/workflows
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from PIL import Image
 
-from easel.core.generation_api import GenerationRequest, Mode
+from easel.core.errors import InvalidInput
+from easel.core.generation_api import MAX_SEED, GenerationRequest, Mode
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,32 @@ class CallKey:
 
 
 @dataclass(frozen=True)
+class SeedRange:
+    """The seeds a request may use (a ComfyUI workflow may declare fewer than the API's);
+    image i of a request uses the i-th seed from its own, wrapping within the range."""
+
+    low: int = 0
+    high: int = MAX_SEED
+
+    def draw(self) -> int:
+        return random.randint(self.low, self.high)  # noqa: S311 - a seed, not a secret
+
+    def check(self, seed: int | None, where: str) -> None:
+        if seed is not None and not self.low <= seed <= self.high:
+            raise InvalidInput.field("seed", f"{where} takes seeds {self.low} to {self.high}")
+
+    def nth(self, seed: int, index: int) -> int:
+        return self.low + (seed - self.low + index) % (self.high - self.low + 1)
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A request resolved against its model: defaults applied, sizes rounded."""
 
     key: CallKey
     warnings: tuple[str, ...] = ()
+    seeds: SeedRange = SeedRange()
+    seeds_of: str = "this model"  # who declares `seeds`, to say so when refusing one
 
 
 @dataclass
@@ -76,9 +99,19 @@ class EngineOutput:
     interrupted: bool = False
 
 
-# step (1-based), total, and per item a preview image or None. Safe to call from any
-# thread: engines running a pipeline in a worker thread call it from there.
-ProgressFn = Callable[[int, int, list[Image.Image | None]], None]
+@dataclass(frozen=True)
+class ItemProgress:
+    """Where one item's request stands: its own step (1-based) of its own total."""
+
+    step: int
+    total: int
+    preview: Image.Image | None = None
+
+
+# Per item of the call, its progress, or None when it has none to report (not started,
+# or no change). Safe to call from any thread: engines running a pipeline in a worker
+# thread call it from there.
+ProgressFn = Callable[[list[ItemProgress | None]], None]
 CancelledFn = Callable[[], bool]
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from easel.core.paths import public_path, public_text
 from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 from easel.segmentation.segmenters.grabcut import GrabCutSegmenter
 from easel.segmentation.settings import SegmentationSettings
@@ -18,6 +19,11 @@ def weights_path(settings: SegmentationSettings) -> Path:
     return settings.models_path / settings.fastsam_weights
 
 
+def _folders(settings: SegmentationSettings) -> dict[str, Path]:
+    # Health shows the weights and load errors: by their folder, not where it lies.
+    return {"MODELS_PATH": settings.models_path, "EASEL_DATA_DIR": settings.data_dir}
+
+
 def build_segmenter(settings: SegmentationSettings) -> tuple[Segmenter | None, SegmenterReport]:
     """Load the configured segmenter (blocking: seconds for FastSAM). None when the
     configured one cannot run; the report says why."""
@@ -26,7 +32,7 @@ def build_segmenter(settings: SegmentationSettings) -> tuple[Segmenter | None, S
         configured=settings.segmentation_model,
         segmenter=None,
         device="cpu",
-        fastsam_weights=str(weights),
+        fastsam_weights=public_path(weights, _folders(settings)),
         fastsam_weights_found=weights.is_file(),
     )
     segmenter: Segmenter | None = None
@@ -51,7 +57,7 @@ def _load_fastsam(
 ) -> Segmenter | None:
     if not report.fastsam_weights_found:
         report.error = (
-            f"FastSAM weights not found at {weights}: put the file there, set "
+            f"FastSAM weights not found at {report.fastsam_weights}: put the file there, set "
             "EASEL_FASTSAM_WEIGHTS, or use EASEL_SEGMENTATION_MODEL=grabcut"
         )
         return None
@@ -69,7 +75,8 @@ def _load_fastsam(
         )
     except Exception as exc:  # any failure to load (missing extra, bad file) is reported
         log.exception("FastSAM failed to load from %s", weights)
-        report.error = f"FastSAM failed to load from {weights}: {exc}"
+        reason = public_text(str(exc), _folders(settings))
+        report.error = f"FastSAM failed to load from {report.fastsam_weights}: {reason}"
         return None
     report.device = fastsam.device
     report.load_time_s = fastsam.load_time_s

@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 from easel.core.generation_api import Mode
-from easel.generation.engines.base import CallKey, EngineCall, EngineItem, EngineOutput
+from easel.generation.engines.base import (
+    CallKey,
+    EngineCall,
+    EngineItem,
+    EngineOutput,
+    ItemProgress,
+)
 from easel.generation.engines.diffusers.calls import build_call, first_images
 from easel.generation.engines.diffusers.loading import LoadedModel, LoadOptions, load_model
 from easel.generation.engines.diffusers.models import CATALOGUE, compile_sizes
@@ -46,8 +52,14 @@ def run(
 ) -> tuple[EngineOutput, list[Step]]:
     steps: list[Step] = []
 
-    def progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
-        steps.append((step, total, [p is not None for p in previews]))
+    def progress(items: list[ItemProgress | None]) -> None:
+        # One call, one schedule: every item is at the same step.
+        assert all(i is not None and (i.step, i.total) == (items[0].step, items[0].total)
+                   for i in items)  # fmt: skip
+        first = items[0]
+        assert first is not None
+        steps.append((first.step, first.total, [i is not None and i.preview is not None
+                                                for i in items]))  # fmt: skip
 
     def cancelled() -> bool:
         return cancel_at is not None and len(steps) >= cancel_at

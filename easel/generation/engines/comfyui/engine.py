@@ -158,7 +158,12 @@ class ComfyUIEngine:
             extra=tuple(sorted(extra.items())),
         )
         warnings = [f"workflow {workflow.name!r} ignores {name}" for name in ignored]
-        return Prepared(key=key, warnings=(*resolved.warnings, *warnings))
+        return Prepared(
+            key=key,
+            warnings=(*resolved.warnings, *warnings),
+            seeds=workflow.seeds(),
+            seeds_of=f"workflow {workflow.name!r}",
+        )
 
     async def generate(
         self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn

@@ -31,8 +31,13 @@ from typing import Any
 from PIL import Image
 
 from easel.core.errors import EaselError, GatewayTimeout, ServiceUnavailable
-from easel.core.generation_api import MAX_SEED
-from easel.generation.engines.base import CancelledFn, EngineCall, EngineOutput, ProgressFn
+from easel.generation.engines.base import (
+    CancelledFn,
+    EngineCall,
+    EngineOutput,
+    ItemProgress,
+    ProgressFn,
+)
 from easel.generation.engines.comfyui.client import ComfyUIClient, Message
 from easel.generation.engines.comfyui.errors import execution_failure, rejection
 from easel.generation.engines.comfyui.workflows import FieldOf, Workflow
@@ -87,6 +92,7 @@ class CallRun:
         self.events: asyncio.Queue[Message] = asyncio.Queue()
         self.interrupted = False
         self.steps_reported = 0
+        self.reported: dict[int, ItemProgress] = {}  # per item, the last progress sent
 
     async def run(self, progress: ProgressFn, cancelled: CancelledFn) -> EngineOutput:
         try:
@@ -116,7 +122,7 @@ class CallRun:
                 if cancelled() or self.call.item_cancelled(index):
                     break
                 if "seed" in self.workflow.parameters:
-                    values["seed"] = (item.seed + offset) % (MAX_SEED + 1)
+                    values["seed"] = self.workflow.seeds().nth(item.seed, offset)
                 await self._post(PromptRun(str(uuid.uuid4()), index, self.workflow.inject(values)))
 
     async def _upload(self, image: Image.Image, name: str) -> str:
@@ -194,9 +200,21 @@ class CallRun:
         unit = max((p.maximum for p in live), default=0)
         if unit <= 0:
             return
-        step = sum(unit if p.done else min(p.value, unit) for p in live)
-        self.steps_reported = step
-        progress(step, unit * len(live), [None] * len(self.call.items))
+        self.steps_reported = sum(unit if p.done else min(p.value, unit) for p in live)
+        # Each request counts only its own prompts: two of 24 steps sharing a call each
+        # see 1/24 .. 24/24, not 1/48 .. 48/48.
+        items: list[ItemProgress | None] = []
+        for index in range(len(self.call.items)):
+            own = [p for p in live if p.item == index]
+            step = sum(unit if p.done else min(p.value, unit) for p in own)
+            mine = ItemProgress(step, unit * max(1, len(own)))
+            # Only news: not a request still waiting for its first step, nor one whose
+            # prompts ended while another request's prompts run.
+            news = step > 0 and mine != self.reported.get(index)
+            self.reported[index] = mine
+            items.append(mine if news else None)
+        if any(items):
+            progress(items)
 
     async def _check_history(self, prompt: PromptRun, *, lost_if_absent: bool) -> None:
         entry = await self.client.history(prompt.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from easel.core.errors import InvalidInput
+from easel.core.paths import public_path, public_text
+from easel.generation.engines.base import SeedRange
 
 log = logging.getLogger("easel.generation.comfyui")
 
@@ -130,6 +133,16 @@ class Workflow:
                 for name, param in self.parameters.items()
             },
         }
+
+    def seeds(self) -> SeedRange:
+        """The seeds the workflow's `seed` declares, within those a request may send."""
+        param = self.parameters.get("seed")
+        full = SeedRange()
+        if param is None:
+            return full
+        low = full.low if param.min is None else max(full.low, math.ceil(param.min))
+        high = full.high if param.max is None else min(full.high, math.floor(param.max))
+        return SeedRange(low, high) if low <= high else full
 
     def target_of(self, node: str, input_name: str) -> str | None:
         """The parameter written into (node, input), if any: to name it in errors."""
@@ -314,6 +327,8 @@ class WorkflowCatalogue:
             if not folder.is_dir():
                 continue
             origin = "example" if folder == EXAMPLES else "workflows_path"
+            # Health shows these errors: the files by their folder, not where it lies.
+            shown = {"EXAMPLES" if folder == EXAMPLES else "WORKFLOWS_PATH": folder}
             for path in sorted(folder.glob("*.json")):
                 if path.name.endswith(SIDECAR_SUFFIX):
                     continue
@@ -321,7 +336,9 @@ class WorkflowCatalogue:
                 try:
                     workflow = _read(path, origin, model_files)
                 except (OSError, ValueError) as exc:
-                    catalogue.errors[name] = f"{path}: {exc}"
+                    catalogue.errors[name] = (
+                        f"{public_path(path, shown)}: {public_text(str(exc), shown)}"
+                    )
                     catalogue.workflows.pop(name, None)
                     log.error("workflow %s left out: %s", path, exc)
                     continue

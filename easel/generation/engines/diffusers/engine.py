@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from easel.core.errors import ServiceUnavailable
 from easel.core.generation_api import GenerationRequest
+from easel.core.paths import public_text
 from easel.generation.engines.base import (
     CancelledFn,
     EngineCall,
@@ -112,7 +114,14 @@ class DiffusersEngine:
                     self.errors.pop(name, None)
                 except Exception as exc:
                     log.exception("loading model %s failed", name)
-                    self.errors[name] = f"{offline_hint(name)} ({type(exc).__name__}: {exc})"
+                    # Health and the 503 show it: folders by name, not where they lie.
+                    shown = {
+                        "MODELS_PATH": self.options.models_path,
+                        "the model cache": self.options.cache_dir,
+                        "~": Path.home(),
+                    }
+                    reason = public_text(f"{type(exc).__name__}: {exc}", shown)
+                    self.errors[name] = f"{offline_hint(name)} ({reason})"
                     raise ServiceUnavailable(self.errors[name]) from exc
         return self.loaded[name]
 

@@ -7,7 +7,7 @@ Pure configuration and argument building: nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,10 @@ class Family:
     negative_prompt: bool = True
     guidance_arg: str = "guidance_scale"  # Qwen's classifier-free guidance is true_cfg_scale
     default_strength: dict[Mode, float] | None = None
+    # How the image-to-image pipelines cut the schedule by strength (their `get_timesteps`):
+    # SD and SDXL run int(steps x strength) steps, FLUX and Qwen-Image
+    # steps - int(steps x (1 - strength)).
+    strength_rounding: Literal["floor", "keep"] = "floor"
 
 
 _SD_MODES = {
@@ -64,7 +68,7 @@ FAMILIES: dict[str, Family] = {
     "sdxl": Family("sdxl", _SD_MODES, SDExtra, 1024, 30, 5.0, 8, default_strength=_SD_STRENGTH),
     "flux": Family(
         "flux", _SD_MODES, FluxExtra, 1024, 28, 3.5, 16, negative_prompt=False,
-        default_strength=_SD_STRENGTH,
+        default_strength=_SD_STRENGTH, strength_rounding="keep",
     ),
     "qwen-image": Family(
         "qwen-image",
@@ -74,7 +78,7 @@ FAMILIES: dict[str, Family] = {
             Mode.INPAINT: "QwenImageInpaintPipeline",
         },
         QwenExtra, 1024, 50, 4.0, 16, guidance_arg="true_cfg_scale",
-        default_strength=_SD_STRENGTH,
+        default_strength=_SD_STRENGTH, strength_rounding="keep",
     ),
     "qwen-image-edit": Family(
         "qwen-image-edit",
@@ -82,6 +86,23 @@ FAMILIES: dict[str, Family] = {
         QwenExtra, 1024, 50, 4.0, 16, guidance_arg="true_cfg_scale",
     ),
 }  # fmt: skip
+
+
+def strength_of(family: Family, mode: Mode, given: float | None) -> float | None:
+    """The strength a call of `mode` runs at; None where the pipeline takes none."""
+    if not family.default_strength or mode not in family.default_strength:
+        return None
+    return given if given is not None else family.default_strength[mode]
+
+
+def denoising_steps(family: Family, mode: Mode, steps: int, given: float | None) -> int:
+    """The denoising steps a call runs, reckoned as the family's pipeline does."""
+    strength = strength_of(family, mode, given)
+    if strength is None:
+        return steps
+    if family.strength_rounding == "floor":
+        return min(int(steps * strength), steps)
+    return steps - int(max(steps - min(steps * strength, steps), 0))
 
 
 def call_kwargs(
@@ -116,8 +137,8 @@ def call_kwargs(
         kwargs["image"] = images
     if masks is not None:
         kwargs["mask_image"] = masks
-    strength = extra.pop("strength", None)
-    if family.default_strength and mode in family.default_strength:
-        kwargs["strength"] = strength if strength is not None else family.default_strength[mode]
+    strength = strength_of(family, mode, extra.pop("strength", None))
+    if strength is not None:
+        kwargs["strength"] = strength
     kwargs.update({k: v for k, v in extra.items() if v is not None})
     return kwargs

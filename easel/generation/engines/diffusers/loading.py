@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image
 
 from easel.core.generation_api import Mode
-from easel.generation.engines.base import CallKey, EngineCall, EngineItem
+from easel.generation.engines.base import CallKey, EngineCall, EngineItem, ItemProgress
 from easel.generation.engines.diffusers.compilation import (
     COMPILABLE_FAMILIES,
     CompiledDenoiser,
@@ -163,5 +163,5 @@ def warm_compiled(loaded: LoadedModel, mode: Mode, options: LoadOptions) -> None
     )
 
 
-def _no_progress(step: int, total: int, previews: list[Image.Image | None]) -> None:
+def _no_progress(items: list[ItemProgress | None]) -> None:
     pass

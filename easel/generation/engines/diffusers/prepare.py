@@ -4,6 +4,7 @@ Refusals are InvalidInput naming the field; what is only odd becomes a warning."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,7 +12,12 @@ from pydantic import ValidationError
 from easel.core.errors import InvalidInput, validation_details
 from easel.core.generation_api import GenerationRequest
 from easel.generation.engines.base import CallKey, Prepared
-from easel.generation.engines.diffusers.families import FAMILIES, Family
+from easel.generation.engines.diffusers.families import (
+    FAMILIES,
+    Family,
+    denoising_steps,
+    strength_of,
+)
 from easel.generation.engines.diffusers.models import BUILTIN_SOURCE
 from easel.generation.settings import ModelSpec
 
@@ -40,12 +46,14 @@ def prepare(
     if request.negative_prompt and not family.negative_prompt:
         warnings.append(f"{spec.family} models ignore negative_prompt")
     width, height = _size(request, spec, family, input_size, warnings)
+    steps = request.steps or spec.default_steps or family.default_steps
+    _check_denoising(family, request, steps, extra.get("strength"))
     key = CallKey(
         model=name,
         mode=mode,
         width=width,
         height=height,
-        steps=request.steps or spec.default_steps or family.default_steps,
+        steps=steps,
         guidance_scale=(
             request.guidance_scale
             if request.guidance_scale is not None
@@ -69,6 +77,36 @@ def _extra_params(request: GenerationRequest, family: Family) -> dict[str, Any]:
         raise InvalidInput(
             "; ".join(f"{d['field']}: {d['message']}" for d in details), details=details
         ) from exc
+
+
+def _check_denoising(
+    family: Family, request: GenerationRequest, steps: int, given: float | None
+) -> None:
+    """Refuse a call that would run no denoising step (steps x strength rounding down to 0:
+    the pipeline would fail on an empty schedule), naming the smallest values that work."""
+    mode = request.resolved_mode
+    strength = strength_of(family, mode, given)
+    if strength is None or denoising_steps(family, mode, steps, strength) >= 1:
+        return
+    fewest = max(steps + 1, math.ceil(1 / strength))
+    while denoising_steps(family, mode, fewest, strength) < 1:  # float rounding
+        fewest += 1
+    weakest = min(1.0, math.ceil(1000 / steps) / 1000)
+    while weakest < 1.0 and denoising_steps(family, mode, steps, weakest) < 1:
+        weakest = min(1.0, weakest + 0.001)
+    problem = f"{steps} step(s) at strength {strength:g} run no denoising step"
+    details = [
+        {"field": "steps", "message": f"{problem}; at least {fewest}", "minimum": fewest},
+        {
+            "field": "extra_params.strength",
+            "message": f"{problem}; at least {weakest:g}",
+            "minimum": weakest,
+        },
+    ]
+    raise InvalidInput(
+        f"steps: {problem}; use steps >= {fewest} or extra_params.strength >= {weakest:g}",
+        details=details,
+    )
 
 
 def _size(

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from easel.generation.engines.base import CancelledFn, EngineCall, EngineOutput, ProgressFn
+from easel.generation.engines.base import (
+    CancelledFn,
+    EngineCall,
+    EngineOutput,
+    ItemProgress,
+    ProgressFn,
+)
 from easel.generation.engines.diffusers.calls import build_call, first_images
 from easel.generation.engines.diffusers.compilation import call_shape
 from easel.generation.engines.diffusers.models import condition_area
@@ -38,7 +44,10 @@ class StepCallback:
         self.steps_run = step + 1
         # The scheduler's count where it has one: image-to-image runs a share of the steps.
         total = int(getattr(pipe, "num_timesteps", 0) or self.steps)
-        self.progress(self.steps_run, total, self._previews(tensors))
+        # One call, one schedule: every request sharing it is at the same step.
+        self.progress(
+            [ItemProgress(self.steps_run, total, preview) for preview in self._previews(tensors)]
+        )
         if self.cancelled():
             pipe._interrupt = True
         return tensors
