@@ -138,17 +138,22 @@ async def generate_stream(request: Request, container: Container) -> EventSource
 
 
 class Validated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"valid": True, "warnings": []}]})
+
     valid: bool
     warnings: list[str]
 
 
-# Not in the API document: the job manager's check (reachable, and harmless, through
-# the gateway like the rest of /api/generate).
-@router.post("/api/generate/validate", response_model=Validated, include_in_schema=False)
+@router.post(
+    "/api/generate/validate",
+    response_model=Validated,
+    openapi_extra=json_or_form_body(GenerationRequest),
+    responses=error_responses(503),
+)
 async def validate(request: Request, container: Container) -> Validated:
     """Check a request as `POST /api/generate` would, without running it: 200 with the
     warnings it would carry, or the 422 (naming the field) it would get. The job manager
-    asks this when a job is submitted."""
+    asks this when a job is submitted; a front end may ask it before sending a form."""
     body = await parse_body(
         request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
     )
