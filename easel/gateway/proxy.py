@@ -1,8 +1,9 @@
 """Forward one request to its service, streaming both bodies; translate failures.
 
 Transport failures become SPEC errors here, at the seam: refused -> 503, timeout -> 504,
-broken or 5xx answer -> 502. A service's own deliberate 503/504 (with its JSON envelope,
-e.g. an overload answer carrying Retry-After) passes through untouched.
+broken answer -> 502. A service's own error envelope passes through untouched whatever its
+status (a 502 `workflow_failed` keeps ComfyUI's node in its details, a 503 its Retry-After);
+only a bare or unreadable 5xx, which says nothing a client can use, becomes `bad_gateway`.
 """
 
 from __future__ import annotations
@@ -92,11 +93,17 @@ def translate_transport_error(service: str, exc: httpx.HTTPError) -> EaselError:
 
 
 def _is_easel_envelope(body: bytes) -> bool:
+    """`{"error": {"code", "message", ...}, ...}`: what every easel service answers."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nothing a service would send
         return False
-    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    )
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -109,11 +116,11 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return body
 
 
-def _bad_gateway(service: str, status: int, body: bytes) -> BadGateway:
-    message = f"the {service} service failed (HTTP {status})"
-    if _is_easel_envelope(body):
-        message += ": " + str(json.loads(body)["error"].get("message", ""))
-    return BadGateway(message, details={"service": service, "upstream_status": status})
+def _bad_gateway(service: str, status: int) -> BadGateway:
+    return BadGateway(
+        f"the {service} service failed (HTTP {status})",
+        details={"service": service, "upstream_status": status},
+    )
 
 
 async def _stream_body(upstream: Upstream, response: httpx.Response) -> AsyncIterator[bytes]:
@@ -186,8 +193,8 @@ async def forward(request: Request, upstream: Upstream) -> Response:
     if response.status_code >= 500:
         body = await _read_capped(response)
         upstream.record(ok=False, started=started, detail=f"HTTP {response.status_code}")
-        if response.status_code not in (503, 504) or not _is_easel_envelope(body):
-            raise _bad_gateway(upstream.name, response.status_code, body)
+        if not _is_easel_envelope(body):
+            raise _bad_gateway(upstream.name, response.status_code)
         return Response(body, response.status_code, headers=dict(_response_headers(response)))
 
     upstream.record(ok=True, started=started)
