@@ -14,13 +14,20 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from easel.core.errors import BadGateway, EaselError, GatewayTimeout, ServiceUnavailable
+from easel.core.errors import (
+    BadGateway,
+    EaselError,
+    GatewayTimeout,
+    InvalidInput,
+    ServiceUnavailable,
+)
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
 from easel.gateway.upstream import Upstream
 
@@ -43,6 +50,10 @@ HOP_BY_HOP = frozenset(
 _NOT_FORWARDED = HOP_BY_HOP | {"host"}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
+# What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes
+# already there, "?" in a query); quote() adds letters, digits and "_.-~".
+_PATH_SAFE = "/%:@!$&'()*+,;="
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def _request_headers(request: Request) -> list[tuple[str, str]]:
@@ -65,6 +76,20 @@ def _request_headers(request: Request) -> list[tuple[str, str]]:
     headers.append(("x-forwarded-host", request.headers.get("host", "")))
     headers.append((REQUEST_ID_HEADER, current_request_id() or ""))
     return headers
+
+
+def _target(request: Request) -> str:
+    """The path and query as the client sent them, still escaped, so the service decodes
+    exactly what the gateway decoded. Re-escaping the decoded path instead would turn an
+    escaped "/" (`%2F`) into a real one, and httpx refuses the control characters an
+    escape may stand for (`%00`). A byte that no URL carries raw is escaped."""
+    raw_path = request.scope.get("raw_path")
+    if raw_path:
+        path = quote(raw_path, safe=_PATH_SAFE)
+    else:  # a server that gives no raw path: escape the decoded one, "%" included
+        path = quote(request.scope["path"], safe=_PATH_SAFE.replace("%", ""))
+    query = quote(request.scope.get("query_string", b""), safe=_QUERY_SAFE)
+    return f"{path}?{query}" if query else path
 
 
 def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
@@ -158,13 +183,15 @@ async def _send(request: Request, upstream: Upstream) -> httpx.Response:
     body_sent = asyncio.Event()
     if not has_body:
         body_sent.set()
-    outgoing = upstream.client.build_request(
-        request.method,
-        request.url.path,
-        params=request.url.query or None,
-        headers=_request_headers(request),
-        content=_body_then_mark(request, body_sent) if has_body else None,
-    )
+    try:
+        outgoing = upstream.client.build_request(
+            request.method,
+            _target(request),
+            headers=_request_headers(request),
+            content=_body_then_mark(request, body_sent) if has_body else None,
+        )
+    except httpx.InvalidURL as exc:  # e.g. longer than httpx sends: no service can have it
+        raise InvalidInput.field("path", f"cannot be forwarded: {exc}") from exc
     sending = asyncio.ensure_future(upstream.client.send(outgoing, stream=True))
     watching = asyncio.ensure_future(_until_client_gone(request, body_sent))
     try:
