@@ -56,8 +56,12 @@ async def _until_disconnected(request: Request) -> None:
 
 
 async def _submit(request: Request, container: Container, *, listening: bool) -> Submission:
+    settings = container.settings
     body = await parse_body(
-        request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
+        request,
+        GenerationRequest,
+        max_field_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
     )
     return await container.service.submit(
         body, request_id=current_request_id(), listening=listening
