@@ -8,12 +8,14 @@ through the gateway in both topologies, never a 5xx; nothing recurses first.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from easel.core import json_guard
 from easel.core.json_guard import nesting_depth
 from tests.support.images import b64, noise_image
 from tests.support.servers import ServerProcess, Stack, start_server
@@ -140,3 +142,44 @@ def test_the_depth_limit_is_configurable(shallow_service: ServerProcess) -> None
 )
 def test_nesting_depth(text: bytes, depth: int) -> None:
     assert nesting_depth(text) == depth
+
+
+def parser_depth(text: bytes) -> int | None:
+    """How deep a parser goes, byte by byte; None where it fails at a backslash outside a
+    string (the scan may then count more: it never counts less)."""
+    level = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 92, byte != 34)
+        elif byte == 92:
+            return None
+        elif byte == 34:
+            in_string = True
+        elif byte in b"[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif byte in b"]}":
+            level -= 1
+    return deepest
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 20])
+def test_nesting_depth_matches_a_parser_across_chunk_boundaries(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(json_guard, "_CHUNK", chunk)
+    rng = random.Random(chunk)
+    for _ in range(2000):
+        text = bytes(rng.choice(b'"\\[]{}a') for _ in range(rng.randint(0, 30)))
+        expected = parser_depth(text)
+        if expected is None:
+            continue
+        assert nesting_depth(text) == expected, text
+
+
+@pytest.mark.parametrize("path", ["/generate", "/api/generate/async", "/api/image-utils/resize"])
+def test_a_syntax_error_names_the_body(api: httpx.Client, path: str) -> None:
+    response = post_json(api, path, b'{"mode": ')
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "body", response.text
