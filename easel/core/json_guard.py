@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from easel.core.errors import InvalidInput, error_body
@@ -116,18 +117,16 @@ class JsonGuardMiddleware:
         self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_json_media_type(_content_type(scope)):
+        content_type = Headers(scope=scope).get("content-type") if scope["type"] == "http" else None
+        if scope["type"] != "http" or not is_json_media_type(content_type):
             await self.app(scope, receive, send)
             return
-        messages = await _read_body(receive)
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        body, replay = await _read_body(receive)
         try:
             check_json_text(body, max_depth=self.max_depth)
         except InvalidInput as exc:
             await send_json_error(send, exc.status, error_body(exc.code, exc.message, exc.details))
             return
-        replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-        replay += [m for m in messages if m["type"] != "http.request"]
 
         async def replaying_receive() -> Message:
             return replay.pop(0) if replay else await receive()
@@ -135,18 +134,19 @@ class JsonGuardMiddleware:
         await self.app(scope, replaying_receive, send)
 
 
-def _content_type(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"content-type":
-            return str(value.decode("latin-1"))
-    return None
-
-
-async def _read_body(receive: Receive) -> list[Message]:
-    """Every message up to the end of the body (or a disconnect, which is kept)."""
-    messages = []
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body, and the messages to hand on in its place: the body as one, then a
+    disconnect if one came while reading."""
+    chunks = []
     while True:
         message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return messages
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    if message["type"] != "http.request":
+        replay.append(message)
+    return body, replay
