@@ -42,21 +42,26 @@ class _Scan:
     deepest: int = 0
 
     def feed(self, chunk: npt.NDArray[np.uint8]) -> None:
-        index = np.arange(len(chunk), dtype=np.int32)
+        quote = chunk == _QUOTE
         backslash = chunk == _BACKSLASH
-        # A byte is escaped when an odd run of backslashes ends right before it.
-        last_plain = np.maximum.accumulate(np.where(backslash, -1, index))
-        before = np.concatenate(([-1], last_plain[:-1]))
-        run = index - 1 - before + ((before == -1) & self.escaping)
-        quote = (chunk == _QUOTE) & (run % 2 == 0)
+        if self.escaping or backslash.any():  # else no byte is escaped: skip the work
+            quote &= ~self._escaped(backslash)
         # Quotes so far, odd: inside a string (a bracket there is text).
-        inside = (np.cumsum(quote) + self.in_string) % 2 == 1
+        inside = (np.cumsum(quote, dtype=np.int64) + self.in_string) & 1 == 1
         levels = np.cumsum(np.where(inside, 0, _STEP[chunk]), dtype=np.int64) + self.level
         self.deepest = max(self.deepest, int(levels.max()))
         self.level = int(levels[-1])
         self.in_string = bool(inside[-1])
-        tail = len(chunk) - 1 - int(last_plain[-1])
-        self.escaping = bool((tail + (last_plain[-1] == -1) * self.escaping) % 2)
+
+    def _escaped(self, backslash: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """The bytes an odd run of backslashes ends right before; updates `escaping`."""
+        index = np.arange(len(backslash), dtype=np.int64)
+        last_plain = np.maximum.accumulate(np.where(backslash, -1, index))
+        before = np.concatenate(([-1], last_plain[:-1]))
+        run = index - 1 - before + ((before == -1) & self.escaping)
+        tail = len(backslash) - 1 - int(last_plain[-1])
+        self.escaping = bool((tail + (last_plain[-1] == -1) * self.escaping) & 1)
+        return np.asarray(run & 1 == 1)
 
 
 def nesting_depth(text: bytes, *, limit: int | None = None) -> int:
