@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request
 from easel.gateway.app import create_app
 from easel.gateway.settings import GatewaySettings, HealthMode, ServiceEndpoint
 from easel.gateway.upstream import UpstreamService
+from tests.support.downstream import serving_in_thread
+from tests.support.servers import free_port, start_server
 
 PREFIX = "/api/image-utils"
 
@@ -139,3 +141,30 @@ async def test_a_path_too_long_to_forward_is_422_naming_the_path(gateway_app: Fa
     assert status == 422, body
     assert body["error"]["code"] == "invalid_input"
     assert body["error"]["details"][0]["field"] == "path"
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    port = free_port()
+    with serving_in_thread(echo_service(), port):  # type: ignore[arg-type]
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_over_http_the_service_gets_the_path_as_sent(
+    client: str, echo_url: str, tmp_path: Path
+) -> None:
+    env = {"EASEL_IMAGE_UTILS_URL": echo_url, "EASEL_UPSTREAM_CLIENT": client}
+    gateway = start_server("gateway", tmp_path, env=env)
+    try:
+        raw = PREFIX + "/a/x%00y/b%2Fc%7f"
+        url = httpx.URL(gateway.url).copy_with(raw_path=(raw + "?q=x%00y%2F").encode())
+        response = httpx.get(url, timeout=30)
+    finally:
+        gateway.stop()
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "path": PREFIX + "/a/x\x00y/b/c\x7f",
+        "raw_path": raw,
+        "query": "q=x%00y%2F",
+    }
