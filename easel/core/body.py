@@ -20,11 +20,16 @@ from easel.core.errors import (
     UnsupportedMediaType,
     validation_details,
 )
+from easel.core.json_guard import check_json_text
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def read_fields(request: Request, *, max_field_bytes: int) -> dict[str, Any]:
+async def read_fields(
+    request: Request, *, max_field_bytes: int, max_json_depth: int
+) -> dict[str, Any]:
+    """A JSON body's bytes were checked already (easel.core.json_guard's middleware, by
+    every service app); JSON inside a form field is checked here, with `max_json_depth`."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type in ("application/json", ""):
         raw = await request.body()
@@ -55,17 +60,20 @@ async def read_fields(request: Request, *, max_field_bytes: int) -> dict[str, An
             if isinstance(value, UploadFile):
                 fields[key] = await value.read()
             else:
-                fields[key] = _parse_form_value(value)
+                fields[key] = _parse_form_value(key, value, max_json_depth=max_json_depth)
         return fields
     raise UnsupportedMediaType(
         f"unsupported content type {content_type!r}; send application/json or multipart/form-data"
     )
 
 
-def _parse_form_value(value: str) -> Any:
+def _parse_form_value(key: str, value: str, *, max_json_depth: int) -> Any:
     # Lists and objects (points, box, refine) come as JSON text inside a form field.
     stripped = value.strip()
     if stripped[:1] in ("[", "{"):
+        check_json_text(
+            stripped.encode("utf-8", "surrogatepass"), max_depth=max_json_depth, field=key
+        )
         try:
             return json.loads(stripped)
         except json.JSONDecodeError:
@@ -82,5 +90,10 @@ def validate_fields(model: type[ModelT], fields: dict[str, Any]) -> ModelT:
         raise InvalidInput(message, details=details) from exc
 
 
-async def parse_body(request: Request, model: type[ModelT], *, max_field_bytes: int) -> ModelT:
-    return validate_fields(model, await read_fields(request, max_field_bytes=max_field_bytes))
+async def parse_body(
+    request: Request, model: type[ModelT], *, max_field_bytes: int, max_json_depth: int
+) -> ModelT:
+    fields = await read_fields(
+        request, max_field_bytes=max_field_bytes, max_json_depth=max_json_depth
+    )
+    return validate_fields(model, fields)

@@ -166,7 +166,9 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 def validation_details(errors: Any) -> list[dict[str, str]]:
     details = []
     for item in errors:
-        field = _field_name(tuple(item.get("loc", ())))
+        # A syntax error's location is ("body", position): the body is what is wrong.
+        json_invalid = item.get("type") == "json_invalid"
+        field = "body" if json_invalid else _field_name(tuple(item.get("loc", ())))
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         if item.get("type") == "extra_forbidden":
             message = "unknown field"

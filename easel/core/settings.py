@@ -51,6 +51,9 @@ class SharedSettings(EaselSettingsBase):
 
     # --- HTTP ----------------------------------------------------------------------------
     max_body_mb: float = Field(64.0, gt=0, validation_alias=env("MAX_BODY_MB"))
+    # Deepest nesting of arrays and objects in a JSON body (or form field) a service reads:
+    # refused before parsing, as Python's parser recurses once per level.
+    max_json_depth: int = Field(64, ge=1, le=500, validation_alias=env("MAX_JSON_DEPTH"))
     # Every outgoing call's connect timeout (gateway to services, generation to ComfyUI).
     connect_timeout: float = Field(5.0, gt=0, validation_alias=env("CONNECT_TIMEOUT"))
 

@@ -1,8 +1,9 @@
 """Forward one request to its service, streaming both bodies; translate failures.
 
 Transport failures become SPEC errors here, at the seam: refused -> 503, timeout -> 504,
-broken or 5xx answer -> 502. A service's own deliberate 503/504 (with its JSON envelope,
-e.g. an overload answer carrying Retry-After) passes through untouched.
+broken answer -> 502. A service's own error envelope passes through untouched whatever its
+status (a 502 `workflow_failed` keeps ComfyUI's node in its details, a 503 its Retry-After);
+only a bare or unreadable 5xx, which says nothing a client can use, becomes `bad_gateway`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from easel.core.errors import BadGateway, EaselError, GatewayTimeout, ServiceUnavailable
+from easel.core.errors import (
+    BadGateway,
+    EaselError,
+    GatewayTimeout,
+    InvalidInput,
+    ServiceUnavailable,
+)
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
 from easel.gateway.upstream import Upstream
 
@@ -42,6 +50,10 @@ HOP_BY_HOP = frozenset(
 _NOT_FORWARDED = HOP_BY_HOP | {"host"}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
+# What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes
+# already there, "?" in a query); quote() adds letters, digits and "_.-~".
+_PATH_SAFE = "/%:@!$&'()*+,;="
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def _request_headers(request: Request) -> list[tuple[str, str]]:
@@ -64,6 +76,20 @@ def _request_headers(request: Request) -> list[tuple[str, str]]:
     headers.append(("x-forwarded-host", request.headers.get("host", "")))
     headers.append((REQUEST_ID_HEADER, current_request_id() or ""))
     return headers
+
+
+def _target(request: Request) -> str:
+    """The path and query as the client sent them, still escaped, so the service decodes
+    exactly what the gateway decoded. Re-escaping the decoded path instead would turn an
+    escaped "/" (`%2F`) into a real one, and httpx refuses the control characters an
+    escape may stand for (`%00`). A byte that no URL carries raw is escaped."""
+    raw_path = request.scope.get("raw_path")
+    if raw_path:
+        path = quote(raw_path, safe=_PATH_SAFE)
+    else:  # a server that gives no raw path: escape the decoded one, "%" included
+        path = quote(request.scope["path"], safe=_PATH_SAFE.replace("%", ""))
+    query = quote(request.scope.get("query_string", b""), safe=_QUERY_SAFE)
+    return f"{path}?{query}" if query else path
 
 
 def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
@@ -92,11 +118,17 @@ def translate_transport_error(service: str, exc: httpx.HTTPError) -> EaselError:
 
 
 def _is_easel_envelope(body: bytes) -> bool:
+    """`{"error": {"code", "message", ...}, ...}`: what every easel service answers."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nothing a service would send
         return False
-    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    )
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -109,11 +141,11 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return body
 
 
-def _bad_gateway(service: str, status: int, body: bytes) -> BadGateway:
-    message = f"the {service} service failed (HTTP {status})"
-    if _is_easel_envelope(body):
-        message += ": " + str(json.loads(body)["error"].get("message", ""))
-    return BadGateway(message, details={"service": service, "upstream_status": status})
+def _bad_gateway(service: str, status: int) -> BadGateway:
+    return BadGateway(
+        f"the {service} service failed (HTTP {status})",
+        details={"service": service, "upstream_status": status},
+    )
 
 
 async def _stream_body(upstream: Upstream, response: httpx.Response) -> AsyncIterator[bytes]:
@@ -151,13 +183,15 @@ async def _send(request: Request, upstream: Upstream) -> httpx.Response:
     body_sent = asyncio.Event()
     if not has_body:
         body_sent.set()
-    outgoing = upstream.client.build_request(
-        request.method,
-        request.url.path,
-        params=request.url.query or None,
-        headers=_request_headers(request),
-        content=_body_then_mark(request, body_sent) if has_body else None,
-    )
+    try:
+        outgoing = upstream.client.build_request(
+            request.method,
+            _target(request),
+            headers=_request_headers(request),
+            content=_body_then_mark(request, body_sent) if has_body else None,
+        )
+    except httpx.InvalidURL as exc:  # e.g. longer than httpx sends: no service can have it
+        raise InvalidInput.field("path", f"cannot be forwarded: {exc}") from exc
     sending = asyncio.ensure_future(upstream.client.send(outgoing, stream=True))
     watching = asyncio.ensure_future(_until_client_gone(request, body_sent))
     try:
@@ -186,8 +220,8 @@ async def forward(request: Request, upstream: Upstream) -> Response:
     if response.status_code >= 500:
         body = await _read_capped(response)
         upstream.record(ok=False, started=started, detail=f"HTTP {response.status_code}")
-        if response.status_code not in (503, 504) or not _is_easel_envelope(body):
-            raise _bad_gateway(upstream.name, response.status_code, body)
+        if not _is_easel_envelope(body):
+            raise _bad_gateway(upstream.name, response.status_code)
         return Response(body, response.status_code, headers=dict(_response_headers(response)))
 
     upstream.record(ok=True, started=started)

@@ -64,10 +64,18 @@ async def _until_disconnected(request: Request) -> None:
         pass
 
 
-async def _submit(request: Request, container: Container, *, listening: bool) -> Submission:
-    body = await parse_body(
-        request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
+async def _parse_request(request: Request, container: Container) -> GenerationRequest:
+    settings = container.settings
+    return await parse_body(
+        request,
+        GenerationRequest,
+        max_field_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
     )
+
+
+async def _submit(request: Request, container: Container, *, listening: bool) -> Submission:
+    body = await _parse_request(request, container)
     return await container.service.submit(
         body, request_id=current_request_id(), listening=listening
     )
@@ -154,10 +162,7 @@ async def validate(request: Request, container: Container) -> Validated:
     """Check a request as `POST /api/generate` would, without running it: 200 with the
     warnings it would carry, or the 422 (naming the field) it would get. The job manager
     asks this when a job is submitted; a front end may ask it before sending a form."""
-    body = await parse_body(
-        request, GenerationRequest, max_field_bytes=container.settings.max_body_bytes
-    )
-    prepared = await container.service.validate(body)
+    prepared = await container.service.validate(await _parse_request(request, container))
     return Validated(valid=True, warnings=list(prepared.warnings))
 
 

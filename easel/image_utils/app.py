@@ -77,7 +77,13 @@ OPS = (
 
 def _add_op_route(router: APIRouter, op: Op) -> None:
     async def run_op(request: Request, container: Container) -> Any:
-        body = await parse_body(request, op.body, max_field_bytes=container.settings.max_body_bytes)
+        settings = container.settings
+        body = await parse_body(
+            request,
+            op.body,
+            max_field_bytes=settings.max_body_bytes,
+            max_json_depth=settings.max_json_depth,
+        )
         return await container.pool.run(op.run, container.service, body, request=request)
 
     run_op.__name__ = op.name.replace("-", "_")

@@ -88,7 +88,10 @@ async def submit(
     `timeout`; `webhook` is `{url, events?}`: signed POSTs when the job ends, see the README).
     202 with the task id. The same `Idempotency-Key` and body return the same
     job; the same key with another body is a 409. A full queue is a 429 with Retry-After."""
-    body = await read_fields(request, max_field_bytes=container.settings.max_body_bytes)
+    settings = container.settings
+    body = await read_fields(
+        request, max_field_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth
+    )
     job = await container.manager.submit(body, idempotency_key=idempotency_key)
     return Queued(task_id=job.id, status=job.status)
 

@@ -52,8 +52,12 @@ async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
     score. `multimask` adds the next-best candidates; `refine` post-processes the mask
     (fill holes, dilate, erode, feather) as image-utils' mask op does. Re-sending the same
     image is cheaper: its per-image work is cached."""
+    settings = container.settings
     body = await parse_body(
-        request, SmartMaskRequest, max_field_bytes=container.settings.max_body_bytes
+        request,
+        SmartMaskRequest,
+        max_field_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
     )
     return await container.pool.run(container.service.smart_mask, body, request=request)
 
