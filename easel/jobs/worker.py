@@ -169,6 +169,13 @@ class Worker:
         try:
             async with asyncio.timeout(job.timeout_s):
                 await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The worker stops (its app shuts down): close the stream now, and take the
+            # relay's end, which nobody would read otherwise.
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await relay
+            raise
         except TimeoutError:
             relay.cancel()  # closes the stream: the generation service stops the call
             with contextlib.suppress(asyncio.CancelledError, Exception):
