@@ -9,7 +9,7 @@ from rich.table import Table
 from easel.pod.state import ProcessState, RunState
 
 STATE_COLOURS = {RunState.RUNNING: "green", RunState.DEAD: "red", RunState.STOPPED: "dim"}
-HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow"}
+HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow", "loading": "yellow"}
 
 
 def status_table(states: list[ProcessState], run_dir: Path) -> Table:
