@@ -34,6 +34,7 @@ class JobReporter:
         self._progress: tuple[int, int] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self.outcome: str | None = None  # the status `finish` ended the job with
         self.next_job: Job | None = None  # claimed by `finish(claim_next=True)`
 
     def add(self, event: JobEvent, *, progress: tuple[int, int] | None = None) -> None:
@@ -87,6 +88,7 @@ class JobReporter:
         gathered, progress = await self._settle()
         events: list[JobEvent] = [*gathered, event]
         ending: Ending = {**ending_of(event, now=now), "events": events, "progress": progress}
+        self.outcome = ending["status"].value
         if claim_next:
             owned, self.next_job = await self.store.finish_and_claim(
                 self.job.id, self.worker_id, **ending

@@ -57,6 +57,11 @@ class JobsSettings(SharedSettings, WebhookSettings):
     jobs_retry_backoff: float = Field(2.0, ge=0, validation_alias=env("JOBS_RETRY_BACKOFF"))
     worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
     worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
+    # Seconds jobs may sit queued with none running before the job manager warns that no
+    # worker is alive (and again as often while it lasts).
+    jobs_no_worker_warning: float = Field(
+        60.0, gt=0, validation_alias=env("JOBS_NO_WORKER_WARNING")
+    )
     jobs_in_process_worker: bool = Field(True, validation_alias=env("JOBS_IN_PROCESS_WORKER"))
 
     @property

@@ -43,6 +43,7 @@ from easel.core.events import (
     Started,
     Succeeded,
 )
+from easel.jobs.job_log import job_ended, job_started
 from easel.jobs.models import Job
 from easel.jobs.reporter import JobReporter, Notify
 from easel.jobs.results import ResultFiles
@@ -156,10 +157,12 @@ class Worker:
         report = JobReporter(
             store=self.store, job=job, worker_id=self.worker_id, notify=self.notify
         )
+        started = job_started(job, worker_id=self.worker_id)
         try:
             await self._supervise(report)
         finally:
             report.close()
+            job_ended(job, outcome=report.outcome or "requeued or stopped", started=started)
         return report.next_job
 
     async def _supervise(self, report: JobReporter) -> None:

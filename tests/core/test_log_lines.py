@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -174,3 +175,64 @@ async def wait_for_idle_generation(client: httpx.AsyncClient) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the generation service did not become idle")
+
+
+async def test_text_log_lines_carry_the_request_id() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from easel.core.logging import configure_logging
+
+    async def route(request: Any) -> PlainTextResponse:
+        logging.getLogger("easel.test").info("inside the route")
+        return PlainTextResponse("ok")
+
+    app = RequestEdgeMiddleware(Starlette(routes=[Route("/work", route)]), service="test")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", "text")
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await client.get("/work", headers={"X-Request-ID": "req-42"})
+        logging.getLogger("easel.test").info("outside any request")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    inside = [line for line in lines if "inside the route" in line]
+    access = [line for line in lines if "easel.access" in line]
+    outside = [line for line in lines if "outside any request" in line]
+    assert len(inside) == len(access) == len(outside) == 1
+    assert "easel.test [req-42] inside the route" in inside[0]
+    assert "easel.access [req-42] test GET /work 200" in access[0]
+    assert "[" not in outside[0].split("easel.test")[1]
+
+
+async def test_health_polls_log_at_debug_and_requests_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="easel.access")
+    settings = EaselSettings.load(
+        data_dir=tmp_path / "data", generation_model="tiny-random", generation_load="lazy"
+    )
+    gateway = create_gateway(settings)
+    async with gateway.router.lifespan_context(gateway):
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            for path in ("/api/system/health?deep=true", "/api/health", "/health", "/metrics"):
+                assert (await client.get(path)).status_code == 200
+            await client.get("/api/generate/styles")
+    access = [r for r in caplog.records if r.name == "easel.access"]
+    polls = [r for r in access if r.path != "/api/generate/styles"]
+    # The gateway's lines and each in-process service's for the deep system health.
+    assert len(polls) >= 8
+    assert {r.levelno for r in polls} == {logging.DEBUG}
+    asked = [r for r in access if r.path == "/api/generate/styles"]
+    assert {r.service for r in asked} == {"gateway", "generation"}
+    assert {r.levelno for r in asked} == {logging.INFO}
