@@ -69,7 +69,7 @@ class _Exchange:
     status: int = 500
     started: bool = False
     complete: bool = False
-    client_gone: bool = False
+    client_gone: bool = False  # before the response was complete
 
     def saw_sent(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -101,7 +101,8 @@ class RequestEdgeMiddleware:
 
         async def receive_watching() -> Message:
             message = await receive()
-            seen.client_gone = seen.client_gone or message["type"] == "http.disconnect"
+            if message["type"] == "http.disconnect" and not seen.complete:
+                seen.client_gone = True
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -131,7 +132,9 @@ class RequestEdgeMiddleware:
 
     def _log(self, scope: Scope, seen: _Exchange, elapsed: float) -> None:
         route = _route_template(scope)
-        disconnected = seen.client_gone and not seen.complete
+        # A server may drop what is sent after a disconnect without a word (uvicorn):
+        # the response then looks complete, but the client had left before.
+        disconnected = seen.client_gone
         status = CLIENT_CLOSED if disconnected and not seen.started else seen.status
         if self.metrics is not None:
             self.metrics.observe(scope["method"], route, status, elapsed)
