@@ -108,7 +108,13 @@ def worker(
 
 
 def _health_table(body: dict[str, object]) -> Table:
-    colours = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unknown": "dim"}
+    colours = {
+        "healthy": "green",
+        "degraded": "yellow",
+        "loading": "yellow",
+        "unhealthy": "red",
+        "unknown": "dim",
+    }
     table = Table(title=f"easel system health: {body.get('status')}")
     for column in ("service", "status", "latency ms", "mode", "where", "detail"):
         table.add_column(column)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class HealthStatus(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
+    LOADING = "loading"  # up, and still loading what it needs (a model): degraded meanwhile
     UNHEALTHY = "unhealthy"
 
 

@@ -1,7 +1,8 @@
 """Pure-ASGI middleware shared by every app (no BaseHTTPMiddleware: it buffers and is slow).
 
-- `RequestEdgeMiddleware`: request id in and out, one log line and metrics per request,
-  and the JSON envelope for anything unexpected.
+- `RequestEdgeMiddleware`: request id in and out, one log line and metrics per request
+  (health polls at DEBUG; a client that left early is said so on that line, not as an
+  error), and the JSON envelope for anything unexpected.
 - `BodyLimitMiddleware`: 413 for bodies over the limit, by Content-Length or while streaming.
 - `SecurityHeadersMiddleware`: the browser-facing headers the gateway adds to every response.
 """
@@ -12,8 +13,10 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from easel.core.errors import PayloadTooLarge, error_body
@@ -51,6 +54,36 @@ def _route_template(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
+# Polled by load balancers, supervisors and dashboards every few seconds: their access
+# lines go to DEBUG, so that INFO shows requests people made.
+QUIET_PATHS = frozenset({"/api/health", "/health", "/api/system/health", "/metrics"})
+
+# nginx's status for "the client closed the connection before the answer".
+CLIENT_CLOSED = 499
+
+
+@dataclass
+class _Exchange:
+    """What the edge saw of one request, for its access line."""
+
+    status: int = 500
+    started: bool = False
+    complete: bool = False
+    client_gone: bool = False  # before the response was complete
+
+    def saw_sent(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+
+    def ended_by_client(self, exc: Exception) -> bool:
+        """Whether `exc` only says that the client left: a send after the disconnect
+        raises OSError (ASGI 2.4), reading its body raises ClientDisconnect."""
+        return isinstance(exc, ClientDisconnect) or (self.client_gone and isinstance(exc, OSError))
+
+
 class RequestEdgeMiddleware:
     def __init__(self, app: ASGIApp, *, service: str, metrics: HttpMetrics | None = None) -> None:
         self.app = app
@@ -64,57 +97,79 @@ class RequestEdgeMiddleware:
         request_id = accept_or_create(_header(scope, REQUEST_ID_HEADER.encode()))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
-        response_started = False
+        seen = _Exchange()
+
+        async def receive_watching() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not seen.complete:
+                seen.client_gone = True
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
                 headers = [
                     (k, v) for k, v in message.get("headers", ()) if k != REQUEST_ID_HEADER.encode()
                 ]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
-            await send(message)
+            try:
+                await send(message)
+            except OSError:
+                seen.client_gone = True
+                raise
+            seen.saw_sent(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            access_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if not response_started:
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                payload = json.dumps(error_body("internal_error", "internal server error"))
-                await send({"type": "http.response.body", "body": payload.encode()})
+            await self.app(scope, receive_watching, send_with_id)
+        except Exception as exc:
+            if not seen.ended_by_client(exc):
+                access_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                if not seen.started:
+                    await _send_internal_error(send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            if self.metrics is not None:
-                self.metrics.observe(scope["method"], route, status, elapsed)
-            access_log.info(
-                "%s %s %s %s %.1fms",
-                self.service,
-                scope["method"],
-                scope["path"],
-                status,
-                elapsed * 1000,
-                extra={
-                    "service": self.service,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            self._log(scope, seen, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _log(self, scope: Scope, seen: _Exchange, elapsed: float) -> None:
+        route = _route_template(scope)
+        # A server may drop what is sent after a disconnect without a word (uvicorn):
+        # the response then looks complete, but the client had left before.
+        disconnected = seen.client_gone
+        status = CLIENT_CLOSED if disconnected and not seen.started else seen.status
+        if self.metrics is not None:
+            self.metrics.observe(scope["method"], route, status, elapsed)
+        level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+        access_log.log(
+            level,
+            "%s %s %s %s %.1fms%s",
+            self.service,
+            scope["method"],
+            scope["path"],
+            status,
+            elapsed * 1000,
+            " (client disconnected)" if disconnected else "",
+            extra={
+                "service": self.service,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "client_disconnected": disconnected,
+            },
+        )
+
+
+async def _send_internal_error(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    payload = json.dumps(error_body("internal_error", "internal server error"))
+    await send({"type": "http.response.body", "body": payload.encode()})
 
 
 class _BodyTooLarge(StarletteHTTPException):

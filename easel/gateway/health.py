@@ -23,6 +23,7 @@ from easel.gateway.upstream import Upstream
 class ServiceState(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
+    LOADING = "loading"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"  # passive, and no recent traffic to judge by
 
@@ -75,7 +76,8 @@ def overall(reports: dict[str, ServiceReport]) -> HealthStatus:
     states = [report.status for report in reports.values()]
     if states and all(state is ServiceState.UNHEALTHY for state in states):
         return HealthStatus.UNHEALTHY
-    if any(state in (ServiceState.UNHEALTHY, ServiceState.DEGRADED) for state in states):
+    not_ready = (ServiceState.UNHEALTHY, ServiceState.DEGRADED, ServiceState.LOADING)
+    if any(state in not_ready for state in states):
         return HealthStatus.DEGRADED
     return HealthStatus.HEALTHY
 

@@ -282,6 +282,8 @@ def _health(container: GenerationContainer) -> ServiceHealth:
         "last_error": engine.error or batcher.last_error,
     }
     status = HealthStatus.HEALTHY if engine.ready else HealthStatus.DEGRADED
+    if engine.loading:
+        status = HealthStatus.LOADING
     return ServiceHealth(
         status=status, service=SERVICE, version=container.settings.version, detail=detail
     )
@@ -289,8 +291,9 @@ def _health(container: GenerationContainer) -> ServiceHealth:
 
 @health_router.get("/api/health", response_model=ServiceHealth)
 async def health(container: Container) -> ServiceHealth:
-    """Engine, models, device and dtype, queue depth and the last error. `degraded` while
-    no model can run (loading, or failed to load: see `last_error`)."""
+    """Engine, models, device and dtype, queue depth and the last error. `loading` while
+    the default model loads; `degraded` while no model can run (failed to load: see
+    `last_error`)."""
     return _health(container)
 
 
@@ -299,8 +302,11 @@ async def legacy_health(container: Container) -> JSONResponse:
     """compat: the first version's GPU service health; 503 when it cannot generate."""
     report = _health(container)
     failed = report.detail["last_error"] is not None and not report.detail["ready"]
+    status = HealthStatus.UNHEALTHY if failed else report.status
+    if status is HealthStatus.LOADING:
+        status = HealthStatus.DEGRADED  # compat: the first version had no `loading`
     body = {
-        "status": HealthStatus.UNHEALTHY if failed else report.status,
+        "status": status,
         "comfyui_available": bool(report.detail.get("comfyui_available", False)),
         "service": SERVICE,
         "version": report.version,

@@ -89,6 +89,13 @@ class GenerationSettings(SharedSettings, ComfyUISettings):
     generation_load: Literal["startup", "lazy"] = Field(
         "startup", validation_alias=env("GENERATION_LOAD")
     )
+    # Seconds the one connect to the model hub may take to find out whether it is
+    # reachable, and how long that verdict is kept (a missing model is refused at once
+    # meanwhile).
+    generation_hub_timeout: float = Field(3.0, gt=0, validation_alias=env("GENERATION_HUB_TIMEOUT"))
+    generation_hub_recheck: float = Field(
+        300.0, ge=0, validation_alias=env("GENERATION_HUB_RECHECK")
+    )
     generation_cpu_offload: bool = Field(False, validation_alias=env("GENERATION_CPU_OFFLOAD"))
     generation_vae_tiling: bool = Field(False, validation_alias=env("GENERATION_VAE_TILING"))
     generation_compile: bool = Field(False, validation_alias=env("GENERATION_COMPILE"))

@@ -35,6 +35,7 @@ class JobReporter:
         self._waiting: tuple[Waiting | None] | None = None  # (the new value,) if it changed
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self.outcome: str | None = None  # the status `finish` ended the job with
         self.next_job: Job | None = None  # claimed by `finish(claim_next=True)`
 
     def add(self, event: JobEvent, *, progress: tuple[int, int] | None = None) -> None:
@@ -114,6 +115,7 @@ class JobReporter:
             "events": events,
             "progress": gathered["progress"] if gathered else None,
         }
+        self.outcome = ending["status"].value
         if claim_next:
             owned, self.next_job = await self.store.finish_and_claim(
                 self.job.id, self.worker_id, **ending

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 
+from easel.jobs.liveness import NoWorkerWarning
 from easel.jobs.manager import JobManager
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
@@ -65,10 +66,13 @@ def worker_config(settings: JobsSettings) -> WorkerConfig:
 
 
 async def maintain(manager: JobManager, settings: JobsSettings) -> None:
-    """Recover jobs of dead workers; remove jobs (and images) past their retention."""
+    """Recover jobs of dead workers; remove jobs (and images) past their retention; warn
+    while jobs wait and no worker takes them."""
+    no_worker = NoWorkerWarning(after_s=settings.jobs_no_worker_warning)
     while True:
         try:
             now = manager.clock()
+            await no_worker.check(manager.store, now=now)
             await recover_stale(
                 manager.store,
                 now=now,

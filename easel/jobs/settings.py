@@ -61,6 +61,11 @@ class JobsSettings(SharedSettings, WebhookSettings):
     jobs_health_poll: float = Field(1.0, gt=0, validation_alias=env("JOBS_HEALTH_POLL"))
     worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
     worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
+    # Seconds jobs may sit queued with none running before the job manager warns that no
+    # worker is alive (and again as often while it lasts).
+    jobs_no_worker_warning: float = Field(
+        60.0, gt=0, validation_alias=env("JOBS_NO_WORKER_WARNING")
+    )
     jobs_in_process_worker: bool = Field(True, validation_alias=env("JOBS_IN_PROCESS_WORKER"))
     # Submit asks the generation service to check each request (its 422 is the submit's);
     # when it does not answer within the timeout the job is accepted on the schema alone.

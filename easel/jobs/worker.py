@@ -46,6 +46,7 @@ from easel.core.events import (
     Succeeded,
 )
 from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
+from easel.jobs.job_log import job_ended, job_started
 from easel.jobs.models import Job
 from easel.jobs.outage import OutageWait, probe, retry_after_of
 from easel.jobs.reporter import JobReporter, Notify
@@ -160,10 +161,12 @@ class Worker:
         report = JobReporter(
             store=self.store, job=job, worker_id=self.worker_id, notify=self.notify
         )
+        started = job_started(job, worker_id=self.worker_id)
         try:
             await self._supervise(report)
         finally:
             report.close()
+            job_ended(job, outcome=report.outcome or "requeued or stopped", started=started)
         return report.next_job
 
     async def _supervise(self, report: JobReporter) -> None:
@@ -173,6 +176,13 @@ class Worker:
         try:
             async with asyncio.timeout(job.timeout_s):
                 await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The worker stops (its app shuts down): close the stream now, and take the
+            # relay's end, which nobody would read otherwise.
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await relay
+            raise
         except TimeoutError:
             relay.cancel()  # closes the stream: the generation service stops the call
             with contextlib.suppress(asyncio.CancelledError, Exception):

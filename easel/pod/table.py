@@ -17,7 +17,7 @@ STATE_COLOURS = {
     RunState.FAILED: "red",
     RunState.STOPPED: "dim",
 }
-HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow"}
+HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow", "loading": "yellow"}
 
 
 def status_table(states: list[ProcessState], run_dir: Path) -> Table:

@@ -121,6 +121,7 @@ class EngineHealth:
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     gpu_available: bool = False
+    loading: bool = False  # the default model is loading now
 
 
 @dataclass(frozen=True)

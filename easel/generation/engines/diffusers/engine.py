@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from easel.generation.engines.base import (
     ProgressFn,
     WorkflowListing,
 )
+from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached
 from easel.generation.engines.diffusers.loading import LoadedModel, LoadOptions, load_model
 from easel.generation.engines.diffusers.models import CATALOGUE, compile_sizes, offline_hint
 from easel.generation.engines.diffusers.prepare import prepare
@@ -31,6 +33,8 @@ from easel.generation.engines.diffusers.running import run_call
 from easel.generation.settings import GenerationSettings, ModelSpec
 
 log = logging.getLogger("easel.generation.diffusers")
+
+Loader = Callable[[str, ModelSpec, LoadOptions], LoadedModel]
 
 
 class DiffusersEngine:
@@ -47,13 +51,19 @@ class DiffusersEngine:
         default_model: str,
         options: LoadOptions,
         load: str = "startup",
+        loader: Loader = load_model,
     ) -> None:
         self.models = models
         self.default_model = default_model
         self.options = options
         self.load_mode = load  # "startup": the default model loads as the service starts
+        self.loader = loader  # blocking; run in a thread
         self.loaded: dict[str, LoadedModel] = {}
+        self.loading: set[str] = set()
         self.errors: dict[str, str] = {}
+        # Hub models found missing from the cache while the hub was unreachable: refused
+        # at once while that verdict holds, rather than tried (and waited for) again.
+        self.not_cached: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: asyncio.Task[Any] | None = None
 
@@ -69,6 +79,10 @@ class DiffusersEngine:
                 settings.generation_compile,
                 settings.generation_compile_batch_sizes,
                 settings.batch_max_images,
+            ),
+            hub=HubReach.from_hub_settings(
+                timeout_s=settings.generation_hub_timeout,
+                recheck_s=settings.generation_hub_recheck,
             ),
         )
         return cls(
@@ -105,25 +119,44 @@ class DiffusersEngine:
     async def ensure_loaded(self, name: str) -> LoadedModel:
         if name in self.loaded:
             return self.loaded[name]
+        self._refuse_known_missing(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
             if name not in self.loaded:
-                try:
-                    self.loaded[name] = await asyncio.to_thread(
-                        load_model, name, self.models[name], self.options
-                    )
-                    self.errors.pop(name, None)
-                except Exception as exc:
-                    log.exception("loading model %s failed", name)
-                    # Health and the 503 show it: folders by name, not where they lie.
-                    shown = {
-                        "MODELS_PATH": self.options.models_path,
-                        "the model cache": self.options.cache_dir,
-                        "~": Path.home(),
-                    }
-                    reason = public_text(f"{type(exc).__name__}: {exc}", shown)
-                    self.errors[name] = f"{offline_hint(name)} ({reason})"
-                    raise ServiceUnavailable(self.errors[name]) from exc
+                self._refuse_known_missing(name)  # found out by the load we waited for
+                self.loaded[name] = await self._load(name)
         return self.loaded[name]
+
+    def _refuse_known_missing(self, name: str) -> None:
+        hub = self.options.hub
+        if name in self.not_cached and hub is not None and hub.known_unreachable():
+            raise ServiceUnavailable(self.errors[name])
+
+    async def _load(self, name: str) -> LoadedModel:
+        self.loading.add(name)
+        try:
+            loaded = await asyncio.to_thread(self.loader, name, self.models[name], self.options)
+        except ModelNotCached as exc:
+            # Expected without a network: one line that says what to do, no traceback.
+            self.errors[name] = str(exc)
+            self.not_cached.add(name)
+            log.error("%s", exc)
+            raise ServiceUnavailable(self.errors[name]) from None
+        except Exception as exc:
+            log.exception("loading model %s failed", name)
+            # Health and the 503 show it: folders by name, not where they lie.
+            shown = {
+                "MODELS_PATH": self.options.models_path,
+                "the model cache": self.options.cache_dir,
+                "~": Path.home(),
+            }
+            reason = public_text(f"{type(exc).__name__}: {exc}", shown)
+            self.errors[name] = f"{offline_hint(name)} ({reason})"
+            raise ServiceUnavailable(self.errors[name]) from exc
+        finally:
+            self.loading.discard(name)
+        self.errors.pop(name, None)
+        self.not_cached.discard(name)
+        return loaded
 
     # ---- requests ------------------------------------------------------------------------
     def prepare(
@@ -160,11 +193,16 @@ class DiffusersEngine:
             if default.compiled is not None:
                 detail["compile"] = default.compiled.report()
         error = self.errors.get(self.default_model)
-        if default is None and error is None:
+        if self.default_model in self.loading:
+            detail["state"] = "loading"
+        elif default is None and error is None:
             detail["state"] = "loading" if self.load_mode == "startup" else "loads on first use"
+        if self.loading:
+            detail["models_loading"] = sorted(self.loading)
         return EngineHealth(
             ready=default is not None or (self.load_mode == "lazy" and error is None),
             detail=detail,
             error=error,
             gpu_available=default is not None and default.device == "cuda",
+            loading=self.default_model in self.loading,
         )

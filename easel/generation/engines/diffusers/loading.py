@@ -21,6 +21,7 @@ from easel.generation.engines.diffusers.compilation import (
     compile_denoiser,
 )
 from easel.generation.engines.diffusers.families import FAMILIES, Family
+from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached, not_cached_message
 from easel.generation.engines.diffusers.models import (
     resolve_device,
     resolve_dtype,
@@ -42,6 +43,7 @@ class LoadOptions:
     cpu_offload: bool = False
     vae_tiling: bool = False
     compile_batch_sizes: tuple[int, ...] = ()  # empty: no torch.compile
+    hub: HubReach | None = None  # None: hub ids load as from_pretrained does on its own
 
 
 @dataclass
@@ -88,9 +90,18 @@ def load_model(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
     from_pretrained: dict[str, Any] = {"dtype": dtype}
     if spec.variant:
         from_pretrained["variant"] = spec.variant
-    base = pipeline_class.from_pretrained(
-        resolve_source(spec, options.models_path, options.cache_dir), **from_pretrained
-    )
+    source = resolve_source(spec, options.models_path, options.cache_dir)
+    hub = options.hub
+    # A hub id while the hub is unreachable: the local cache only, no retries.
+    cache_only = hub is not None and not Path(source).is_dir() and not hub.reachable()
+    if cache_only:
+        from_pretrained["local_files_only"] = True
+    try:
+        base = pipeline_class.from_pretrained(source, **from_pretrained)
+    except OSError as exc:  # diffusers' "not fully cached locally" (and its kin)
+        if hub is not None and cache_only:
+            raise ModelNotCached(not_cached_message(name, source, hub.why_unreachable)) from exc
+        raise
     if options.cpu_offload and device == "cuda":
         base.enable_model_cpu_offload()
     else:
