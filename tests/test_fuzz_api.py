@@ -5,19 +5,17 @@ read from its own `/openapi.json`: no 5xx, and every answer conforms to the docu
 Bounded: a few examples per operation and generation mode, the server's generation limits
 set low (2 steps, 128 px) so a generated request that does run costs little, and no
 shrinking (every finding is kept, not minimised). Each finding is classified by its cause:
-the exception the server logged for that request id, or what the request was. Causes that
-other items of issue 16 fix are listed in `KNOWN` with their item; any other finding fails.
-Once those items are merged, `KNOWN` must be emptied: the test then passes with none.
+the exception the server logged for that request id, or what the request was; any finding
+fails the test, with its cause and a curl line to replay it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +60,6 @@ REFUSED_EXAMPLES = {
     "POST /api/generate/stream": "the same request",
     "POST /api/generate/async": "the same request, with a webhook to a host that does not resolve",
 }
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -73,47 +70,9 @@ class Finding:
     checks: list[str]
     cause: str  # the logged exception, or the request's trait that explains it
     request: str  # curl, for a person to replay
-    known: str | None = None  # the issue 16 item that fixes it
 
     def line(self) -> str:
-        item = f"[{self.known}] " if self.known else "[UNKNOWN] "
-        return f"{item}{self.operation} ({self.mode}) -> {self.status} {self.checks}: {self.cause}"
-
-
-def _path_has_control(case: Case) -> bool:
-    return any(CONTROL.search(str(v)) for v in (case.path_parameters or {}).values())
-
-
-def _body(case: Case) -> Any:
-    return case.body if isinstance(case.body, dict) else {}
-
-
-def _is_edit_with_few_steps(case: Case) -> bool:
-    body = _body(case)
-    return bool(body.get("input_image")) and int(body.get("steps") or 0) in (1, 2)
-
-
-# Causes fixed by other items of issue 16, each as (item, predicate on the finding).
-KNOWN: list[tuple[str, Callable[[Finding, Case], bool]]] = [
-    ("item 1: invalid UTF-8 JSON", lambda f, c: "UnicodeDecodeError" in f.cause),
-    ("item 2: deep JSON nesting", lambda f, c: "RecursionError" in f.cause),
-    (
-        "item 3: control characters in a path id",
-        lambda f, c: "InvalidURL" in f.cause or (f.status >= 500 and _path_has_control(c)),
-    ),
-    (
-        "item 4: steps x strength rounds to 0",
-        lambda f, c: "reshape" in f.cause or (f.status >= 500 and _is_edit_with_few_steps(c)),
-    ),
-    (
-        "item 5: async / first-version validation",
-        lambda f, c: (
-            f.status < 500
-            and f.checks == ["AcceptedNegativeData"]
-            and f.operation in ("POST /api/generate/async", "POST /generate")
-        ),
-    ),
-]
+        return f"{self.operation} ({self.mode}) -> {self.status} {self.checks}: {self.cause}"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +97,7 @@ def _logged_causes(log: str) -> dict[str, str]:
 class Fuzzer:
     def __init__(self, server: Stack) -> None:
         self.server = server
-        self.findings: list[tuple[Finding, Case, str]] = []  # with the request id
+        self.findings: list[tuple[Finding, str]] = []  # with the request id
         self.calls = 0
         self.example_statuses: dict[str, list[int]] = {}
         self.statuses: Counter[tuple[str, int]] = Counter()
@@ -163,7 +122,7 @@ class Fuzzer:
                 cause=" | ".join(f"{f.title}: {f.message.strip()[:200]}" for f in failures),
                 request=case.as_curl_command(headers={"X-Request-ID": request_id}),
             )
-            self.findings.append((finding, case, request_id))
+            self.findings.append((finding, request_id))
 
     def run(self, operation: Any, mode: GenerationMode) -> None:
         @settings(
@@ -203,10 +162,9 @@ class Fuzzer:
     def classify(self) -> list[Finding]:
         causes = _logged_causes(self.server.gateway.log())
         classified = []
-        for finding, case, request_id in self.findings:
+        for finding, request_id in self.findings:
             if request_id in causes:
                 finding.cause = causes[request_id]
-            finding.known = next((item for item, rule in KNOWN if rule(finding, case)), None)
             classified.append(finding)
         return classified
 
@@ -230,8 +188,7 @@ def test_fuzz_the_public_api(server: Stack) -> None:
     )
     print(f"\n{fuzzer.calls} requests in {elapsed:.0f} s\n{answers}\n{len(findings)} findings")
     print(report)
-    unknown = [f for f in findings if f.known is None]
-    assert not unknown, "\n\n".join(f"{f.line()}\n{f.request}" for f in unknown)
+    assert not findings, "\n\n".join(f"{f.line()}\n{f.request}" for f in findings)
     # The document's examples are real requests: each one this server can run succeeds.
     for label, statuses in fuzzer.example_statuses.items():
         if label not in REFUSED_EXAMPLES:
