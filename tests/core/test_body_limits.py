@@ -99,10 +99,10 @@ def test_a_deep_form_field_is_422_naming_it(api: httpx.Client) -> None:
     assert detail["field"] == "box" and "nested" in detail["message"], detail
 
 
+# Only the split topology serves the generation service by itself.
+@pytest.mark.parametrize("stack", ["split"], indirect=True)
 def test_the_first_version_gpu_api_refuses_too(stack: Stack) -> None:
     """compat: the generation service's own `POST /generate`, parsed by FastAPI."""
-    if stack.topology != "split":
-        pytest.skip("only the split topology serves the generation service by itself")
     url = stack.services["generation"].url + "/generate"
     with httpx.Client(timeout=60) as client:
         assert_body_refused(post_json(client, url, INVALID_UTF8), "UTF-8")
