@@ -14,5 +14,5 @@ class ImageUtilsSettings(SharedSettings, MaskLimitSettings):
         default_factory=cpu_cores, ge=1, le=256, validation_alias=env("IMAGE_UTILS_WORKERS")
     )
     image_utils_max_waiting: int = Field(
-        16, ge=0, le=10_000, validation_alias=env("IMAGE_UTILS_MAX_WAITING")
+        256, ge=0, le=10_000, validation_alias=env("IMAGE_UTILS_MAX_WAITING")
     )

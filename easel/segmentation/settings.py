@@ -47,5 +47,5 @@ class SegmentationSettings(SharedSettings, MaskLimitSettings):
         default_factory=cpu_cores, ge=1, le=256, validation_alias=env("SEGMENTATION_WORKERS")
     )
     segmentation_max_waiting: int = Field(
-        16, ge=0, le=10_000, validation_alias=env("SEGMENTATION_MAX_WAITING")
+        256, ge=0, le=10_000, validation_alias=env("SEGMENTATION_MAX_WAITING")
     )

@@ -178,3 +178,14 @@ async def until_waiting(api: httpx.AsyncClient, count: int) -> None:
     async with asyncio.timeout(DEADLINE):
         while (await pool_stats(api))["waiting"] != count:
             await asyncio.sleep(0.01)
+
+
+async def test_the_default_queue_takes_a_burst_of_fifty_clients() -> None:
+    # The queue sheds overload, not ordinary concurrency: 50 clients at once (the gateway
+    # benchmark's load) all get their answer, none a 503.
+    async with image_utils() as (_, api):
+        async with asyncio.timeout(DEADLINE):
+            answers = await asyncio.gather(
+                *(api.post("/api/image-utils/mask", json=mask_body(dilate=3)) for _ in range(50))
+            )
+    assert [a.status_code for a in answers] == [200] * 50
