@@ -28,7 +28,9 @@ _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _STEP = np.zeros(256, dtype=np.int32)  # what each byte does to the level, outside strings
 _STEP[list(b"[{")], _STEP[list(b"]}")] = 1, -1
 _NOT_SYNTAX = bytes(sorted(set(range(256)) - set(b'"\\[]{}')))
-_CHUNK = 1 << 20  # bytes per numpy pass: bounds the scan's memory whatever the body
+_CHUNK = 1 << 16  # bytes per numpy pass: bounds its memory; small, so that plain text
+# around a base64 image (no quote, bracket or backslash) is skipped whole: 1 MiB chunks cost
+# a 2.7 MB image body 21 ms, these 1.6 ms
 
 
 @dataclass

@@ -164,7 +164,7 @@ def parser_depth(text: bytes) -> int | None:
     return deepest
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 20])
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 16, 1 << 20])
 def test_nesting_depth_matches_a_parser_across_chunk_boundaries(
     chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
