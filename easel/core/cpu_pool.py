@@ -68,7 +68,9 @@ class CpuPool:
         self._slots.release()
 
     async def _take_slot(self, request: Request | None) -> None:
-        if request is None:
+        if request is None or not self._slots.locked():
+            # A free slot is taken without waiting: no disconnect to watch for (and no two
+            # tasks per call, a third of a small op's cost).
             await self._slots.acquire()
             return
         taking = asyncio.ensure_future(self._slots.acquire())
