@@ -157,17 +157,13 @@ def dilate(mask: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
         )
         return out
     # Nothing beyond the selection's box grown by the radius can be reached: work inside it.
-    x, y, w, h = cv2.boundingRect(mask)
     out = np.zeros_like(mask)
-    if w == 0:
+    if (box := _selection_box(mask, radius)) is None:
         return out
-    height, width = mask.shape
-    top, left = max(0, y - radius), max(0, x - radius)
-    bottom, right = min(height, y + h + radius), min(width, x + w + radius)
     # Distance of each pixel to the nearest selected one (the zeros of `unselected`).
-    unselected = (mask[top:bottom, left:right] == 0).view(np.uint8)
+    unselected = (mask[box] == 0).view(np.uint8)
     distance = cv2.distanceTransform(unselected, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    out[top:bottom, left:right] = as_mask(distance <= radius)
+    out[box] = as_mask(distance <= radius)
     return out
 
 
@@ -181,18 +177,24 @@ def erode(mask: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
         return out
     # What survives lies in the selection's box. Work there plus a ring of one pixel (all
     # unselected) where the box does not touch the frame: no pixel farther out is nearer.
-    x, y, w, h = cv2.boundingRect(mask)
     out = np.zeros_like(mask)
-    if w == 0:
+    if (box := _selection_box(mask, 1)) is None:
         return out
-    height, width = mask.shape
-    top, left = max(0, y - 1), max(0, x - 1)
-    bottom, right = min(height, y + h + 1), min(width, x + w + 1)
     # Distance of each pixel to the nearest unselected one (the zeros of the mask itself).
-    region = np.ascontiguousarray(mask[top:bottom, left:right])
+    region = np.ascontiguousarray(mask[box])
     distance = cv2.distanceTransform(region, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    out[top:bottom, left:right] = as_mask(distance > radius)
+    out[box] = as_mask(distance > radius)
     return out
+
+
+def _selection_box(mask: NDArray[np.uint8], margin: int) -> tuple[slice, slice] | None:
+    """The selected pixels' bounding box grown by `margin` within the frame; None: none."""
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0:
+        return None
+    height, width = mask.shape
+    rows = slice(max(0, y - margin), min(height, y + h + margin))
+    return rows, slice(max(0, x - margin), min(width, x + w + margin))
 
 
 def feather(mask: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:
