@@ -69,8 +69,8 @@ class CpuPool:
 
     async def _take_slot(self, request: Request | None) -> None:
         if request is None or not self._slots.locked():
-            # A free slot is taken without waiting: no disconnect to watch for (and no two
-            # tasks per call, a third of a small op's cost).
+            # A free slot is taken without waiting: there is no wait in which the client
+            # could leave, so no watcher tasks are started.
             await self._slots.acquire()
             return
         taking = asyncio.ensure_future(self._slots.acquire())
