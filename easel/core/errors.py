@@ -47,6 +47,10 @@ class Unauthorized(EaselError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(EaselError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(EaselError):
     status, code = 404, "not_found"
 

@@ -34,6 +34,12 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "The body cannot be parsed at all (e.g. a malformed multipart body).",
         "There was an error parsing the body",
     ),
+    403: (
+        "forbidden",
+        "A browser request from another site (its Origin is neither this server nor in "
+        "EASEL_CORS_ORIGINS) may not change anything.",
+        "origin 'https://evil.example' may not change anything here",
+    ),
     404: ("not_found", "Unknown id, or removed after its retention.", "no job '0f3c…'"),
     409: (
         "conflict",

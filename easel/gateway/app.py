@@ -27,6 +27,7 @@ from easel.core.middleware import (
     SecurityHeadersMiddleware,
     security_headers,
 )
+from easel.gateway.browser_guard import BrowserGuardMiddleware
 from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
@@ -126,6 +127,11 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        BrowserGuardMiddleware,
+        allowed_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+    )
     app.add_middleware(
         SecurityHeadersMiddleware, headers=security_headers(settings.frame_ancestors)
     )

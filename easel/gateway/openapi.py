@@ -15,14 +15,18 @@ from easel.gateway.upstream import UpstreamService
 # Paths each service answers for itself, not through the gateway.
 _SERVICE_LOCAL_PATHS = {"/api/health", "/health", "/metrics"}
 _UPSTREAM_RESPONSES = {str(s): r for s, r in error_responses(*UPSTREAM_ERRORS).items()}
+_CROSS_SITE_RESPONSE = {str(s): r for s, r in error_responses(403).items()}
+_STATE_CHANGING = {"post", "put", "patch", "delete"}
 
 
 def _proxied(item: dict[str, Any]) -> dict[str, Any]:
     """A service's path item as the gateway answers it: also 502/503/504 when the service
-    is down, slow or broken (a service's own answer of those statuses keeps its example)."""
-    for operation in item.values():
+    is down, slow or broken (a service's own answer of those statuses keeps its example),
+    and 403 for a state-changing request from another site (gateway/browser_guard.py)."""
+    for method, operation in item.items():
         responses = operation.setdefault("responses", {})
-        for status, response in _UPSTREAM_RESPONSES.items():
+        extra = _CROSS_SITE_RESPONSE if method in _STATE_CHANGING else {}
+        for status, response in {**_UPSTREAM_RESPONSES, **extra}.items():
             responses.setdefault(status, response)
         operation["responses"] = dict(sorted(responses.items()))
     return item

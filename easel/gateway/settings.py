@@ -63,4 +63,7 @@ class GatewaySettings(SharedSettings):
 
     # --- HTTP edge -----------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=list, validation_alias=env("CORS_ORIGINS"))
+    # Empty: any Host. Set it (e.g. ["localhost", "127.0.0.1", "easel.example.com"]) so a
+    # DNS name rebound to this machine cannot reach it.
+    allowed_hosts: list[str] = Field(default_factory=list, validation_alias=env("ALLOWED_HOSTS"))
     frame_ancestors: str = Field("'none'", validation_alias=env("FRAME_ANCESTORS"))
