@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.requests import Request
 
 from easel.core.asgi_transport import StreamingASGITransport
+from easel.jobs.results import ResultFiles
+from easel.jobs.store.base import JobStore
+from easel.jobs.worker import Worker, WorkerConfig
+from tests.jobs.test_store_conformance import NOW
 
 IMAGE = b"\x89PNG not really"
 IMAGE_B64 = base64.b64encode(IMAGE).decode()
@@ -81,3 +86,21 @@ class _Transport(StreamingASGITransport):
                 self.generation.next_health()
             raise httpx.ConnectError("connection refused", request=request)
         return await super().handle_async_request(request)
+
+
+async def run_jobs(
+    store: JobStore,
+    tmp_path: Path,
+    generation: ScriptedGeneration,
+    config: WorkerConfig | None = None,
+) -> None:
+    """One worker on `store`, generating through `generation`, until no job is left."""
+    async with generation.client() as client:
+        worker = Worker(
+            store=store,
+            results=ResultFiles(tmp_path / "results"),
+            generation=client,
+            config=config or WorkerConfig(retry_backoff_s=0),
+            clock=lambda: NOW,
+        )
+        await worker.run_until_idle()

@@ -22,7 +22,7 @@ from easel.jobs.worker import Worker, WorkerConfig
 from tests.generation.comfyui.conftest import comfy_env
 from tests.generation.helpers import sse_events
 from tests.jobs.helpers import WAIT, submit, wait_for
-from tests.jobs.scripted_generation import ScriptedGeneration, result, sse
+from tests.jobs.scripted_generation import ScriptedGeneration, result, run_jobs, sse
 from tests.jobs.test_store_conformance import NOW
 from tests.jobs.test_store_conformance import submit as submit_to
 from tests.support.fake_comfyui import FakeComfyUI
@@ -37,18 +37,6 @@ def unavailable(retry_after: float | None = None) -> bytes:
     return sse(failed)
 
 
-async def run_jobs(store, tmp_path: Path, generation: ScriptedGeneration, config=QUICK) -> None:
-    async with generation.client() as client:
-        worker = Worker(
-            store=store,
-            results=ResultFiles(tmp_path / "results"),
-            generation=client,
-            config=config,
-            clock=lambda: NOW,
-        )
-        await worker.run_until_idle()
-
-
 async def log_of(store, job_id: str) -> list[Any]:
     return [event for _, event in await store.read(job_id, after=0)]
 
@@ -59,7 +47,7 @@ async def test_an_unreachable_generation_service_is_waited_for(store, tmp_path) 
         {"patient": [[sse(result(7))]]}, health=["down", "down", "down", "down", "healthy"]
     )
     (job,) = await submit_to(store, request={"prompt": "patient"}, max_attempts=1)
-    await run_jobs(store, tmp_path, generation)
+    await run_jobs(store, tmp_path, generation, QUICK)
     done = await store.get(job.id)
     assert done.status is JobStatus.DONE and done.attempts == 1 and done.waiting is None
     assert generation.asked == ["patient"] and generation.health_polls == 5
@@ -75,7 +63,7 @@ async def test_a_503_while_generation_is_unhealthy_is_waited_for(store, tmp_path
         {"comfy": answers}, health=["degraded", "degraded", "healthy", "degraded", "healthy"]
     )
     (job,) = await submit_to(store, request={"prompt": "comfy"}, max_attempts=1)
-    await run_jobs(store, tmp_path, generation)
+    await run_jobs(store, tmp_path, generation, QUICK)
     done = await store.get(job.id)
     assert done.status is JobStatus.DONE and done.attempts == 1
     assert generation.asked == ["comfy"] * 3
@@ -89,7 +77,7 @@ async def test_a_503_while_generation_is_healthy_uses_an_attempt(store, tmp_path
     transient failure, so it cannot wait forever."""
     generation = ScriptedGeneration({"odd": [[unavailable()], [sse(result(7))]]})
     (job,) = await submit_to(store, request={"prompt": "odd"}, max_attempts=2)
-    await run_jobs(store, tmp_path, generation)
+    await run_jobs(store, tmp_path, generation, QUICK)
     done = await store.get(job.id)
     assert done.status is JobStatus.DONE and done.attempts == 2
     assert "waiting" not in [event.type for event in await log_of(store, job.id)]

@@ -8,9 +8,7 @@ import logging
 import pytest
 
 from easel.jobs.liveness import NoWorkerWarning
-from easel.jobs.results import ResultFiles
-from easel.jobs.worker import Worker, WorkerConfig
-from tests.jobs.scripted_generation import ScriptedGeneration, result, sse
+from tests.jobs.scripted_generation import ScriptedGeneration, result, run_jobs, sse
 from tests.jobs.test_store_conformance import NOW, submit
 
 FAILED = {"type": "error", "error": {"code": "invalid_input", "message": "no"}, "status": 422}
@@ -23,15 +21,7 @@ async def test_a_worker_logs_each_job_start_and_end(
     (good,) = await submit(store, request={"prompt": "good", "model": "tiny-random"})
     (bad,) = await submit(store, request={"prompt": "bad"})
     generation = ScriptedGeneration({"good": [[sse(result(7))]], "bad": [[sse(FAILED)]]})
-    async with generation.client() as client:
-        worker = Worker(
-            store=store,
-            results=ResultFiles(tmp_path / "results"),
-            generation=client,
-            config=WorkerConfig(retry_backoff_s=0),
-            clock=lambda: NOW,
-        )
-        await worker.run_until_idle()
+    await run_jobs(store, tmp_path, generation)
     lines = {
         (r.job_id, r.getMessage().split(":")[0].split()[-1]): r
         for r in caplog.records

@@ -17,9 +17,15 @@ from easel.core.events import (
 )
 from easel.jobs.models import JobStatus
 from easel.jobs.results import ResultFiles
-from easel.jobs.worker import Worker, WorkerConfig
-from tests.jobs.scripted_generation import IMAGE, IMAGE_B64, ScriptedGeneration, result, sse
-from tests.jobs.test_store_conformance import NOW, submit
+from tests.jobs.scripted_generation import (
+    IMAGE,
+    IMAGE_B64,
+    ScriptedGeneration,
+    result,
+    run_jobs,
+    sse,
+)
+from tests.jobs.test_store_conformance import submit
 
 DIGEST = hashlib.sha256(IMAGE).hexdigest()
 STORED = {"images": [{"seed": 7, "format": "png", "sha256": DIGEST}], "seed": 7}
@@ -39,18 +45,6 @@ LIBERAL_STREAM = [
     b'id: 4\revent: progress\rdata: {"type": "progress", "step": 2, "total": 2}\r\r',
     sse(result(7), event_id=5),
 ]
-
-
-async def run_jobs(store, tmp_path, generation: ScriptedGeneration) -> None:
-    async with generation.client() as client:
-        worker = Worker(
-            store=store,
-            results=ResultFiles(tmp_path / "results"),
-            generation=client,
-            config=WorkerConfig(retry_backoff_s=0),
-            clock=lambda: NOW,
-        )
-        await worker.run_until_idle()
 
 
 async def log_of(store, job_id: str) -> list:
