@@ -56,17 +56,17 @@ class ImageCodec:
     def decode(self, data: str | bytes, field: str) -> Image.Image:
         """Decode an image field into an RGB, RGBA or L image, EXIF orientation applied."""
         raw = self._to_bytes(data, field)
-        with warnings.catch_warnings():
-            # Pillow warns about damaged metadata (e.g. a TIFF tag larger than the file) and
-            # reads on: the codec judges the data itself, so a warning is only log noise.
-            warnings.simplefilter("ignore")
-            image = self._open(raw, field)
-            try:
-                image.load()
-                image = ImageOps.exif_transpose(image)
-            except (OSError, ValueError, SyntaxError) as exc:
-                raise InvalidInput.field(field, f"image data is corrupt ({exc})") from exc
-            return _normalise_mode(image)
+        # Pillow's warnings about damaged metadata are silenced process-wide
+        # (`quiet_pillow`), not here: decode runs in pool threads, and
+        # `warnings.catch_warnings` is not thread-safe (restoring the filters in one thread
+        # undoes another thread's, FastAPI's included).
+        image = self._open(raw, field)
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise InvalidInput.field(field, f"image data is corrupt ({exc})") from exc
+        return _normalise_mode(image)
 
     def decode_mask(self, data: str | bytes, field: str) -> Image.Image:
         """A mask as single channel L: white (255) selects, black (0) leaves."""
@@ -185,3 +185,11 @@ def _to_8_bit(image: Image.Image) -> Image.Image:
     else:  # I;16 variants and I: 16-bit samples
         scaled = np.clip(values.astype(np.int64), 0, 65535) >> 8
     return Image.fromarray(scaled.astype(np.uint8), "L")
+
+
+def quiet_pillow() -> None:
+    """Pillow warns about damaged metadata (e.g. a TIFF tag larger than the file) and reads
+    on, and about images past its own pixel limit; the codec judges the data and enforces
+    its own limit, so such a warning is only log noise."""
+    warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from easel.core.images import quiet_pillow
 from easel.core.request_context import current_request_id
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
@@ -69,3 +70,4 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every proxied request at INFO; the edge line already covers it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_pillow()
