@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,19 @@ class SharedSettings(EaselSettingsBase):
     max_json_depth: int = Field(64, ge=1, le=500, validation_alias=env("MAX_JSON_DEPTH"))
     # Every outgoing call's connect timeout (gateway to services, generation to ComfyUI).
     connect_timeout: float = Field(5.0, gt=0, validation_alias=env("CONNECT_TIMEOUT"))
+
+    # --- service to service ----------------------------------------------------------
+    # Set: every service refuses a request without a credential derived from it
+    # (`easel.core.internal_auth`), and the gateway and workers send one. A service bound
+    # to a non-loopback address refuses to start without it unless allow_unauthenticated.
+    internal_token: SecretStr | None = Field(None, validation_alias=env("INTERNAL_TOKEN"))
+    # How old (either way: clocks differ) a credential may be.
+    internal_token_max_age: float = Field(
+        300.0, gt=0, validation_alias=env("INTERNAL_TOKEN_MAX_AGE")
+    )
+    # Serve on a non-loopback address without API keys (gateway) or without the internal
+    # token (services): refused at start-up unless this says so, and then warned about.
+    allow_unauthenticated: bool = Field(False, validation_alias=env("ALLOW_UNAUTHENTICATED"))
 
     # --- images ------------------------------------------------------------------------
     max_image_size_mb: float = Field(
@@ -115,7 +128,7 @@ def validation_problems(error: ValidationError) -> list[str]:
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "settings"
         value = item.get("input")
-        secret = "secret" in loc.lower()  # never echo a secret into logs
+        secret = any(word in loc.lower() for word in ("secret", "token", "key"))  # never echo
         shown = f" (got {value!r})" if isinstance(value, str | int | float) and not secret else ""
         parts.append(f"{loc.upper()}: {item['msg']}{shown}")
     return parts

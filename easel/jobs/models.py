@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from easel.core.identity import ANONYMOUS
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -69,3 +71,9 @@ class Job(BaseModel):
     webhook: WebhookSpec | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # The name of the API key that submitted it (`easel.core.identity`): only that key, or
+    # an admin, sees it.
+    owner: str = ANONYMOUS
+    # The W3C trace context of the submitting request, continued by the worker's calls.
+    traceparent: str | None = None
+    tracestate: str | None = None
