@@ -20,6 +20,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
@@ -71,24 +72,32 @@ class _Connection(asyncio.Protocol):
         return await self.done
 
 
-def build_request(url: str, body: bytes) -> tuple[str, int, bytes]:
+def build_request(url: str, body: bytes, headers: Sequence[str] = ()) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    extra = "".join(f"{header}\r\n" for header in headers)
     head = (
         f"POST {parts.path or '/'} HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
+        f"{extra}"
         "\r\n"
     ).encode()
     return host, port, head + body
 
 
 async def run(
-    url: str, body: bytes, *, total: int, concurrency: int, warmup: int
+    url: str,
+    body: bytes,
+    *,
+    total: int,
+    concurrency: int,
+    warmup: int,
+    headers: Sequence[str] = (),
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
-    host, port, request = build_request(url, body)
+    host, port, request = build_request(url, body, headers)
 
     async def connect() -> _Connection:
         _, protocol = await loop.create_connection(_Connection, host, port)
@@ -157,6 +166,9 @@ def main() -> None:
     parser.add_argument("-n", "--requests", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "-H", "--header", action="append", default=[], help='"Name: value", repeatable'
+    )
     args = parser.parse_args()
     result = uvloop.run(
         run(
@@ -165,6 +177,7 @@ def main() -> None:
             total=args.requests,
             concurrency=args.concurrency,
             warmup=args.warmup,
+            headers=args.header,
         )
     )
     json.dump(result, sys.stdout)

@@ -13,6 +13,12 @@ tens of microseconds per request), so the client does not share an event loop wi
 
     .venv/bin/python benchmarks/gateway_overhead.py            # or: make bench
     .venv/bin/python benchmarks/gateway_overhead.py --cases small --rounds 3 -c 50
+
+`--security` compares, beside the direct calls, the aiohttp gateway as it is against the
+same gateway with an API key required and rate limits on (limits high enough never to
+refuse): what authentication and limiting cost per request.
+
+    .venv/bin/python benchmarks/gateway_overhead.py --security --cases small --rounds 4
 """
 
 from __future__ import annotations
@@ -47,11 +53,24 @@ from tests.support.servers import ServerProcess, start_server  # noqa: E402
 LOADGEN = Path(__file__).with_name("_loadgen.py")
 CLIENTS = ("httpx", "aiohttp")
 DIRECT = "direct"
+SECURED = "secured"  # the aiohttp gateway with an API key and rate limits
+BENCH_KEY = "easel-benchmark-key-0123456789abcdef"
+SECURED_ENV = {
+    "EASEL_UPSTREAM_CLIENT": "aiohttp",
+    "EASEL_API_KEYS": BENCH_KEY,
+    "EASEL_RATE_LIMITS": "true",
+    # Far above what the load reaches: every request is counted, none refused.
+    "EASEL_RATE_LIMIT_UTILS": "100000000",
+}
+HEADERS = {SECURED: (f"Authorization: Bearer {BENCH_KEY}",)}
 
 # The issue's targets, for the small JSON case on a 2-core machine.
 TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 5.0
 TARGET_RPS_RATIO = 0.5
+# Issue 17: what keys and rate limits may add to the gateway (small JSON case).
+TARGET_SECURED_ADDED_P50_MS = 0.2
+TARGET_SECURED_RPS_RATIO = 0.9
 INTERFERENCE_WARN = 0.05  # other processes' share of the machine above which to warn
 
 console = Console(width=132)
@@ -187,8 +206,16 @@ class Measurement:
         return ordered[rank]
 
 
-def run_load(url: str, body_file: Path, *, requests: int, concurrency: int) -> dict[str, object]:
+def run_load(
+    url: str,
+    body_file: Path,
+    *,
+    requests: int,
+    concurrency: int,
+    headers: Sequence[str] = (),
+) -> dict[str, object]:
     warmup = max(concurrency, min(200, requests // 10))
+    header_args = [arg for header in headers for arg in ("--header", header)]
     completed = subprocess.run(  # noqa: S603
         [
             sys.executable,
@@ -201,6 +228,7 @@ def run_load(url: str, body_file: Path, *, requests: int, concurrency: int) -> d
             str(concurrency),
             "--warmup",
             str(warmup),
+            *header_args,
         ],
         capture_output=True,
         check=False,
@@ -214,8 +242,11 @@ def run_load(url: str, body_file: Path, *, requests: int, concurrency: int) -> d
 
 # ---- servers -----------------------------------------------------------------------------
 @contextmanager
-def running_servers(tmp: Path, clients: Sequence[str]) -> Iterator[dict[str, ServerProcess]]:
-    """The service and one gateway per client; every process is stopped on the way out."""
+def running_servers(
+    tmp: Path, clients: Sequence[str], *, secured: bool = False
+) -> Iterator[dict[str, ServerProcess]]:
+    """The service and one gateway per client (and the secured one); every process is
+    stopped on the way out."""
     with ExitStack() as stack:
         servers: dict[str, ServerProcess] = {}
         service = start_server("image-utils", tmp)
@@ -226,11 +257,19 @@ def running_servers(tmp: Path, clients: Sequence[str]) -> Iterator[dict[str, Ser
             gateway = start_server("gateway", tmp, env)
             stack.callback(gateway.stop)
             servers[client] = gateway
+        if secured:
+            gateway = start_server(
+                "gateway", tmp, {"EASEL_IMAGE_UTILS_URL": service.url, **SECURED_ENV}
+            )
+            stack.callback(gateway.stop)
+            servers[SECURED] = gateway
         yield servers
 
 
 # ---- reporting ---------------------------------------------------------------------------
 def _label(target: str) -> str:
+    if target == SECURED:
+        return "gw/aiohttp+keys+limits"
     return "direct" if target == DIRECT else f"gw/{target}"
 
 
@@ -273,7 +312,7 @@ def targets_table(
     for column in ("client", "target", "measured", "met"):
         table.add_column(column)
     d1, dc = single[DIRECT], loaded[DIRECT]
-    for client in (t for t in single if t != DIRECT):
+    for client in (t for t in single if t not in (DIRECT, SECURED)):
         added_p50 = single[client].percentile(50) - d1.percentile(50)
         added_p99 = single[client].percentile(99) - d1.percentile(99)
         ratio = loaded[client].rps / dc.rps
@@ -287,6 +326,27 @@ def targets_table(
         ]  # fmt: skip
         for name, measured, met in checks:
             table.add_row(client, name, measured, "[green]yes[/]" if met else "[red]no[/]")
+    return table
+
+
+def security_table(
+    single: dict[str, Measurement], loaded: dict[str, Measurement], concurrency: int
+) -> Table:
+    """The secured gateway against the same gateway open (small JSON case)."""
+    table = Table(title="Targets: keys and rate limits on vs off", title_justify="left")
+    for column in ("target", "measured", "met"):
+        table.add_column(column)
+    open_gw = "aiohttp"
+    added_p50 = single[SECURED].percentile(50) - single[open_gw].percentile(50)
+    ratio = loaded[SECURED].rps / loaded[open_gw].rps
+    checks = [
+        (f"added p50 <= {TARGET_SECURED_ADDED_P50_MS} ms (C=1)", f"{added_p50:+.3f} ms",
+         added_p50 <= TARGET_SECURED_ADDED_P50_MS),
+        (f"throughput >= {TARGET_SECURED_RPS_RATIO}x open gateway (C={concurrency})",
+         f"{ratio:.3f}x", ratio >= TARGET_SECURED_RPS_RATIO),
+    ]  # fmt: skip
+    for name, measured, met in checks:
+        table.add_row(name, measured, "[green]yes[/]" if met else "[red]no[/]")
     return table
 
 
@@ -341,10 +401,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="multiply every case's request count (default 1: small 4000/1000 at C/1, "
         "upload 200/40, convert 100/20)",
     )
+    parser.add_argument(
+        "--security",
+        action="store_true",
+        help="compare the aiohttp gateway open against it with an API key and rate limits "
+        "(implies --clients aiohttp)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if args.security:
+        args.clients = ["aiohttp"]
     for case in args.cases:
         if case not in ("small", "upload", "convert"):
             parser.error(f"unknown case {case!r}")
@@ -370,7 +438,13 @@ def measure(
                 cpu_seconds(servers[target]),
             )
             with console.status(f"{case.name} C={concurrency} round {index + 1}: {target}"):
-                result = run_load(url, body_file, requests=requests, concurrency=concurrency)
+                result = run_load(
+                    url,
+                    body_file,
+                    requests=requests,
+                    concurrency=concurrency,
+                    headers=HEADERS.get(target, ()),
+                )
             m = results[target]
             m.add(result)
             m.served += int(result["requests"]) + int(result["warmup_requests"])  # type: ignore[call-overload]
@@ -431,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = 0
     with tempfile.TemporaryDirectory(prefix="easel-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        with running_servers(tmp, args.clients) as servers:
+        with running_servers(tmp, args.clients, secured=args.security) as servers:
             for case in build_cases(args.cases, args.scale):
                 by_level = run_case(servers, case, tmp, levels, args.rounds)
                 errors += sum(
@@ -441,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if case.name == "small" and 1 in by_level and args.concurrency in by_level:
                     console.print(targets_table(by_level[1], by_level[args.concurrency],
                                                 args.concurrency))  # fmt: skip
+                    if args.security:
+                        console.print(security_table(by_level[1], by_level[args.concurrency],
+                                                     args.concurrency))  # fmt: skip
     wall = time.monotonic() - started
     share, line = interference(busy_before, own_before, wall)
     colour = "red" if share > INTERFERENCE_WARN else "dim"
