@@ -123,6 +123,7 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],

@@ -5,8 +5,11 @@ any preflight, so CORS alone does not stop another web page from submitting, can
 or uploading through a server on this machine. A state-changing request that names an
 `Origin` (or says `Sec-Fetch-Site: cross-site`) is let through only when that origin is
 this server's own or in the CORS allow-list; requests without either header (curl, the
-SDK, other servers) are unaffected. Optionally the `Host` header must be one of
-`EASEL_ALLOWED_HOSTS`, so that a rebound DNS name cannot reach a local server at all.
+SDK, other servers) are unaffected. With `*` among the allowed origins, CORS lets every
+page read the answers, and this guard lets every page change things too: the operator's
+explicit choice (without credentials, which the settings refuse with `*`). Each refusal is
+one audit line. Optionally the `Host` header must be one of `EASEL_ALLOWED_HOSTS`, so that
+a rebound DNS name cannot reach a local server at all.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from easel.core.audit import audit
 from easel.core.errors import BadRequest, EaselError, Forbidden, error_body
 from easel.core.middleware import send_json_error
 
@@ -41,6 +45,7 @@ class BrowserGuardMiddleware:
     ) -> None:
         self.app = app
         self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+        self.any_origin = "*" in self.allowed_origins
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,6 +53,16 @@ class BrowserGuardMiddleware:
             try:
                 self._check(scope)
             except EaselError as exc:
+                headers = Headers(scope=scope)
+                audit(
+                    "origin" if isinstance(exc, Forbidden) else "host",
+                    key=None,  # before any key is looked at
+                    outcome="refused",
+                    method=scope["method"],
+                    path=scope["path"],
+                    origin=headers.get("origin", "-"),
+                    host=headers.get("host", "-"),
+                )
                 body = error_body(exc.code, exc.message, exc.details)
                 await send_json_error(send, exc.status, body)
                 return
@@ -61,7 +76,7 @@ class BrowserGuardMiddleware:
                 f"host {host!r} is not one this server answers to (EASEL_ALLOWED_HOSTS)",
                 details={"field": "Host"},
             )
-        if scope["method"] not in STATE_CHANGING:
+        if scope["method"] not in STATE_CHANGING or self.any_origin:
             return
         origin = headers.get("origin")
         if origin is None:

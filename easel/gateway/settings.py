@@ -8,9 +8,9 @@ handed its upstreams already described (`ServiceEndpoint`).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from easel.core.settings import SharedSettings, env
 
@@ -42,6 +42,21 @@ class ServiceEndpoint:
         return self.url is None
 
 
+# The usual local development servers of a front end (React and Next.js on 3000, Vite on
+# 5173): one in development works against a local easel out of the box; any other origin
+# must be named.
+LOCAL_DEV_ORIGINS = (
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+)
+
+
+def _local_dev_origins() -> list[str]:
+    return list(LOCAL_DEV_ORIGINS)
+
+
 class GatewaySettings(SharedSettings):
     """The gateway's own settings (and the bind address of services run alone)."""
 
@@ -62,8 +77,24 @@ class GatewaySettings(SharedSettings):
     passive_health_window: float = Field(300.0, gt=0, validation_alias=env("PASSIVE_HEALTH_WINDOW"))
 
     # --- HTTP edge -----------------------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=list, validation_alias=env("CORS_ORIGINS"))
+    # Browser origins CORS allows, whose state-changing requests the browser guard lets
+    # through too; `*`: any (the operator's choice, never with credentials).
+    cors_origins: list[str] = Field(
+        default_factory=_local_dev_origins, validation_alias=env("CORS_ORIGINS")
+    )
+    cors_allow_credentials: bool = Field(False, validation_alias=env("CORS_ALLOW_CREDENTIALS"))
     # Empty: any Host. Set it (e.g. ["localhost", "127.0.0.1", "easel.example.com"]) so a
     # DNS name rebound to this machine cannot reach it.
     allowed_hosts: list[str] = Field(default_factory=list, validation_alias=env("ALLOWED_HOSTS"))
     frame_ancestors: str = Field("'none'", validation_alias=env("FRAME_ANCESTORS"))
+
+    @model_validator(mode="after")
+    def _no_credentials_for_any_origin(self) -> Self:
+        # Browsers refuse credentials with `Access-Control-Allow-Origin: *`; answering any
+        # origin by name instead would hand every web page the user's credentials.
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError(
+                "EASEL_CORS_ALLOW_CREDENTIALS=true cannot go with '*' in EASEL_CORS_ORIGINS:"
+                " name the origins that may send credentials"
+            )
+        return self

@@ -27,9 +27,11 @@ from easel.core.container import container_of, install_container
 from easel.core.errors import InvalidInput
 from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.metrics import HttpMetrics
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
+from easel.jobs.queue_metrics import QueueMetrics
 from easel.jobs.results import ResultFiles
 from easel.jobs.runtime import maintain, open_store, open_webhooks, worker_config
 from easel.jobs.schemas import AsyncGenerationRequest, JobResult
@@ -271,6 +273,8 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
     must be off (EASEL_JOBS_IN_PROCESS_WORKER=false) and submit checks the schema only."""
     if generation is None and settings.jobs_in_process_worker:
         raise ValueError("the job manager's in-process worker needs a way to generation")
+    metrics = HttpMetrics(SERVICE)
+    gauges = QueueMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -307,7 +311,7 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
                     notify=webhooks.notify,
                 )
                 tasks.append(asyncio.create_task(worker.run()))
-            tasks.append(asyncio.create_task(maintain(manager, settings)))
+            tasks.append(asyncio.create_task(maintain(manager, settings, gauges=gauges)))
             install_container(
                 app,
                 JobsContainer(
@@ -330,4 +334,5 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
         lifespan=lifespan,
         routers=[router, health_router],
         body_models=[AsyncGenerationRequest],
+        metrics=metrics,
     )

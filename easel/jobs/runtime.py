@@ -11,6 +11,7 @@ import httpx
 
 from easel.jobs.liveness import NoWorkerWarning
 from easel.jobs.manager import JobManager
+from easel.jobs.queue_metrics import QueueMetrics
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
 from easel.jobs.webhooks import Webhooks, WebhookSender
@@ -65,13 +66,18 @@ def worker_config(settings: JobsSettings) -> WorkerConfig:
     )
 
 
-async def maintain(manager: JobManager, settings: JobsSettings) -> None:
-    """Recover jobs of dead workers; remove jobs (and images) past their retention; warn
-    while jobs wait and no worker takes them."""
+async def maintain(
+    manager: JobManager, settings: JobsSettings, *, gauges: QueueMetrics | None = None
+) -> None:
+    """Refresh the queue `gauges`; recover jobs of dead workers; remove jobs (and images)
+    past their retention; warn while jobs wait and no worker takes them."""
     no_worker = NoWorkerWarning(after_s=settings.jobs_no_worker_warning)
     while True:
         try:
             now = manager.clock()
+            if gauges is not None:
+                live_window = settings.jobs_visibility_timeout
+                await gauges.refresh(manager.store, now=now, live_window=live_window)
             await no_worker.check(manager.store, now=now)
             await recover_stale(
                 manager.store,

@@ -110,6 +110,7 @@ class Worker:
                 now = self.clock()
                 if now - last_recovery >= self.config.heartbeat_s:
                     await self.recover()
+                    await self.say_alive(now)
                     last_recovery = now
                 if len(self.running) >= self.config.concurrency:
                     # Full: wake as soon as a job ends, to claim the next without delay.
@@ -125,6 +126,8 @@ class Worker:
             for task in list(self.running):
                 task.cancel()
             await asyncio.gather(*self.running, return_exceptions=True)
+            with contextlib.suppress(Exception):  # else it is forgotten after a while
+                await self.store.worker_gone(self.worker_id)
 
     async def run_until_idle(self) -> None:
         """Run jobs until none is queued or running here (tests, scripts)."""
@@ -137,6 +140,13 @@ class Worker:
             now=self.clock(),
             visibility_timeout=self.config.visibility_timeout_s,
             notify=self.notify,
+        )
+
+    async def say_alive(self, now: float) -> None:
+        """Counted as live by the job manager until `visibility_timeout_s` without this:
+        the time after which its jobs are taken as lost too."""
+        await self.store.worker_seen(
+            self.worker_id, now=now, forget_before=now - self.config.visibility_timeout_s
         )
 
     async def _start_one(self) -> bool:

@@ -1,13 +1,15 @@
 """What the job manager and workers need from a store; SQLite and Redis provide it.
 
-Three small seams: the records (`JobRecords`), the queue that hands jobs to workers with
-at-least-once delivery (`JobQueue`), and each job's append-only event log (`EventLog`).
-A backend implements all three over one connection (`JobStore`).
+Four small seams: the records (`JobRecords`), the queue that hands jobs to workers with
+at-least-once delivery (`JobQueue`), each job's append-only event log (`EventLog`), and
+which workers are alive (`WorkerPresence`). A backend implements them all over one
+connection (`JobStore`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol, Required, TypedDict, Unpack
 
 from easel.core.events import (
@@ -44,6 +46,11 @@ class JobRecords(Protocol):
         ...
 
     async def counts(self) -> dict[JobStatus, int]: ...
+
+    async def queue_stats(self, *, live_since: float) -> QueueStats:
+        """The queue at a glance, with the workers seen since `live_since`. Its cost grows
+        with the live jobs (bounded by the queue limit), not with the finished ones."""
+        ...
 
     async def sweep(self, *, older_than: float) -> list[Job]:
         """Delete terminal jobs finished before `older_than`; return them (for cleanup)."""
@@ -120,8 +127,41 @@ class EventLog(Protocol):
         ...
 
 
-class JobStore(JobRecords, JobQueue, EventLog, Protocol):
+class WorkerPresence(Protocol):
+    """Workers leave no trace while idle, so each says it is alive now and then: the job
+    manager counts the live ones from here, whichever process they run in."""
+
+    async def worker_seen(self, worker_id: str, *, now: float, forget_before: float) -> None:
+        """The worker is alive at `now`; workers last seen before `forget_before` are
+        forgotten (dead ones, so that what is kept stays small)."""
+        ...
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """The worker stopped cleanly: no longer counted, without waiting to be forgotten."""
+        ...
+
+
+class JobStore(JobRecords, JobQueue, EventLog, WorkerPresence, Protocol):
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What `queue_stats` reads: the job manager's queue gauges (`easel.jobs.queue_metrics`)."""
+
+    counts: dict[JobStatus, int]
+    oldest_queued_at: float | None  # `created_at` of the oldest queued job; None: none queued
+    retrying: int  # queued or running jobs past their first attempt
+    live_workers: int
+
+
+def is_retrying(status: JobStatus, attempts: int) -> bool:
+    """A live job past its first attempt: back in the queue after a transient failure or a
+    lost worker (a claim counts attempts), or running again. The SQLite store says the
+    same in SQL."""
+    if status is JobStatus.QUEUED:
+        return attempts >= 1
+    return status is JobStatus.RUNNING and attempts >= 2
 
 
 class Report(TypedDict, total=False):

@@ -33,10 +33,12 @@ from easel.jobs.store.base import (
     Ending,
     IdempotencyConflict,
     QueueFull,
+    QueueStats,
     Report,
     decode_event,
     encode_event,
     finished_fields,
+    is_retrying,
     reported_fields,
     requeued_or_failed,
 )
@@ -193,6 +195,40 @@ class RedisJobStore:
             found = await pipe.execute()
         return {status: int(count) for status, count in zip(JobStatus, found, strict=True)}
 
+    async def queue_stats(self, *, live_since: float) -> QueueStats:
+        queued, running = JobStatus.QUEUED, JobStatus.RUNNING
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for status in JobStatus:
+                pipe.zcard(self._key(f"status:{status.value}"))
+            pipe.zrange(self._key(f"status:{queued.value}"), 0, -1)  # oldest (by seq) first
+            pipe.zrange(self._key(f"status:{running.value}"), 0, -1)
+            pipe.zcount(self._key("workers"), _encode(float(live_since)), "+inf")
+            *sizes, queued_ids, running_ids, live = await pipe.execute()
+        # The live jobs' attempts (bounded by the queue limit) and the oldest one's age.
+        live_jobs = [(queued, str(i)) for i in queued_ids] + [
+            (running, str(i)) for i in running_ids
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, job_id in live_jobs:
+                pipe.hget(self._key(f"job:{job_id}"), "attempts")
+            if queued_ids:
+                pipe.hget(self._key(f"job:{queued_ids[0]}"), "created_at")
+            found = await pipe.execute()
+        # A job removed between the two reads answers None: it no longer counts.
+        attempts = found[: len(live_jobs)]
+        oldest = found[len(live_jobs)] if queued_ids else None
+        retrying = sum(
+            1
+            for (status, _), tried in zip(live_jobs, attempts, strict=True)
+            if tried is not None and is_retrying(status, int(tried))
+        )
+        return QueueStats(
+            counts={status: int(size) for status, size in zip(JobStatus, sizes, strict=True)},
+            oldest_queued_at=float(oldest) if oldest is not None else None,
+            retrying=retrying,
+            live_workers=int(live),
+        )
+
     async def sweep(self, *, older_than: float) -> list[Job]:
         gone: list[Job] = []
         while True:
@@ -307,6 +343,16 @@ class RedisJobStore:
             if job is not None:
                 recovered.append(job)
         return recovered
+
+    # ---- workers -------------------------------------------------------------------------
+    async def worker_seen(self, worker_id: str, *, now: float, forget_before: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._key("workers"), {worker_id: float(now)})
+            pipe.zremrangebyscore(self._key("workers"), "-inf", f"({_encode(float(forget_before))}")
+            await pipe.execute()
+
+    async def worker_gone(self, worker_id: str) -> None:
+        await self.redis.zrem(self._key("workers"), worker_id)
 
     # ---- events --------------------------------------------------------------------------
     async def append(self, job_id: str, event: JobEvent) -> int:

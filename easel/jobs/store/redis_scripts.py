@@ -16,6 +16,7 @@ Keys, all under the store's prefix P (ARGV[1] of every script):
     P:running         zset id -> heartbeat_at (recover finds the stale ones)
     P:finished        zset id -> finished_at, terminal jobs (sweep)
     P:idempotency     hash JSON-encoded idempotency key -> job id
+    P:workers         zset worker id -> when it was last seen alive (`worker_seen`)
     P:wake            list of tokens, one per submit (at most 64): idle workers block on it
 
 Scripts reach job keys they compute, so on Redis Cluster the prefix needs a hash tag

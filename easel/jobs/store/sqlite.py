@@ -28,6 +28,7 @@ from easel.jobs.store.base import (
     Ending,
     IdempotencyConflict,
     QueueFull,
+    QueueStats,
     Report,
     decode_event,
     encode_event,
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (job_id, id)
+);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
 );
 """
 _TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
@@ -191,13 +196,38 @@ class SQLiteJobStore:
 
         return await self._run(page)
 
-    async def counts(self) -> dict[JobStatus, int]:
-        def count() -> dict[JobStatus, int]:
-            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            found = {JobStatus(status): number for status, number in rows}
-            return {status: found.get(status, 0) for status in JobStatus}
+    def _counts(self) -> dict[JobStatus, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        found = {JobStatus(status): number for status, number in rows}
+        return {status: found.get(status, 0) for status in JobStatus}
 
-        return await self._run(count)
+    async def counts(self) -> dict[JobStatus, int]:
+        return await self._run(self._counts)
+
+    async def queue_stats(self, *, live_since: float) -> QueueStats:
+        def read() -> QueueStats:
+            oldest = self.db.execute(
+                "SELECT json_extract(data, '$.created_at') FROM jobs WHERE status=?"
+                " ORDER BY seq LIMIT 1",
+                (_QUEUED,),
+            ).fetchone()
+            # `is_retrying`, over the live jobs only (the status index finds them).
+            (retrying,) = self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status IN (?1, ?2)"
+                " AND json_extract(data, '$.attempts') > (CASE status WHEN ?1 THEN 0 ELSE 1 END)",
+                (_QUEUED, _RUNNING),
+            ).fetchone()
+            (live,) = self.db.execute(
+                "SELECT COUNT(*) FROM workers WHERE seen_at >= ?", (live_since,)
+            ).fetchone()
+            return QueueStats(
+                counts=self._counts(),
+                oldest_queued_at=float(oldest[0]) if oldest else None,
+                retrying=int(retrying),
+                live_workers=int(live),
+            )
+
+        return await self._run(read)
 
     async def sweep(self, *, older_than: float) -> list[Job]:
         placeholders = ",".join("?" * len(_TERMINAL))
@@ -370,6 +400,21 @@ class SQLiteJobStore:
             return recovered
 
         return await self._transaction(work)
+
+    # ---- workers -------------------------------------------------------------------------
+    async def worker_seen(self, worker_id: str, *, now: float, forget_before: float) -> None:
+        def work() -> None:
+            self.db.execute(
+                "INSERT INTO workers (id, seen_at) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                (worker_id, now),
+            )
+            self.db.execute("DELETE FROM workers WHERE seen_at < ?", (forget_before,))
+
+        await self._transaction(work)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        await self._run(self.db.execute, "DELETE FROM workers WHERE id=?", (worker_id,))
 
     # ---- events --------------------------------------------------------------------------
     async def append(self, job_id: str, event: JobEvent) -> int:
