@@ -156,16 +156,27 @@ def _health_table(body: dict[str, object]) -> Table:
 def health(
     url: Annotated[str, typer.Argument(help="The gateway's base URL.")] = "http://127.0.0.1:8000",
     deep: Annotated[bool, typer.Option(help="Probe passive services too.")] = False,
+    key: Annotated[
+        str | None, typer.Option(help="An admin API key, where the server has keys on.")
+    ] = None,
 ) -> None:
     """Print every service's health as a table; exit 0 only when all are healthy."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.get(
-            f"{url.rstrip('/')}/api/system/health", params={"deep": deep}, timeout=30
+            f"{url.rstrip('/')}/api/system/health",
+            params={"deep": deep},
+            headers=headers,
+            timeout=30,
         )
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         err_console.print(f"[red]easel: cannot read health from {url}: {exc}[/red]")
         raise typer.Exit(1) from None
+    if response.status_code in (401, 403):
+        message = body.get("error", {}).get("message", response.reason_phrase)
+        err_console.print(f"[red]easel: {escape(str(message))} (--key)[/red]")
+        raise typer.Exit(1)
     console.print(_health_table(body))
     raise typer.Exit(0 if body.get("status") == "healthy" else 1)
 

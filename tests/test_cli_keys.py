@@ -135,3 +135,22 @@ def test_the_real_command_refuses_too(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_health_of_a_keyed_server_takes_an_admin_key(tmp_path: Path) -> None:
+    from easel.core.identity import ApiScope
+    from easel.gateway.auth.admin import KeyAdmin
+    from tests.support.servers import start_server
+
+    data = tmp_path / "data"
+    _, admin_key = KeyAdmin(data / "keys.json", data / "keys.pepper").create(
+        "ops", [ApiScope.ADMIN]
+    )
+    server = start_server("all", tmp_path, env={"EASEL_JOBS_IN_PROCESS_WORKER": "false"})
+    try:
+        refused = run_easel(tmp_path, "health", server.url)
+        assert refused.returncode == 1 and "API key is required" in refused.stderr
+        answered = run_easel(tmp_path, "health", server.url, "--key", admin_key)
+        assert "image_utils" in answered.stdout, answered.stderr
+    finally:
+        server.stop()

@@ -29,7 +29,7 @@ SECURITY_SCHEMES = {
     },
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
-SECURITY = [{"bearerKey": []}, {"apiKeyHeader": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerKey": []}, {"apiKeyHeader": []}]
 
 
 def _add_responses(operation: dict[str, Any], extra: dict[str, Any]) -> None:
