@@ -4,6 +4,7 @@ request runs as."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import stat
 from pathlib import Path
@@ -79,7 +80,8 @@ def test_keys_are_compared_in_constant_time(
     assert store.verify(key[:-1] + "x") is None
     digest = admin.records()[0].digest
     assert any(b == digest for _, b in compared)
-    assert (b"plain-key", b"plain-key") in compared
+    plain = hashlib.sha256(b"plain-key").digest()  # the same length, whatever is sent
+    assert (plain, plain) in compared
     # A verified key is remembered: no compare (nor hash) for it again.
     before = len(compared)
     assert store.verify(key) is not None
@@ -186,6 +188,7 @@ async def run_as(middleware_store: KeyStore, scope: Scope, default_max_jobs: int
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         seen["caller"] = current_caller()
+        seen["headers"] = dict(scope["headers"])
 
     async def send(message: Any) -> None:
         if message["type"] == "http.response.start":
@@ -202,13 +205,17 @@ async def run_as(middleware_store: KeyStore, scope: Scope, default_max_jobs: int
         default_max_jobs=default_max_jobs,
     )
     await middleware(scope, receive, send)
+    # The key stays at the edge: nothing behind it (the proxy, a service) sees it.
+    assert not {b"authorization", b"x-api-key"} & set(seen.get("headers", {}))
     return seen.get("caller", seen.get("status"))
 
 
 async def test_each_request_runs_as_its_caller_and_only_it(tmp_path: Path) -> None:
     admin = admin_in(tmp_path)
     off = store_of(admin)
-    assert await run_as(off, http_scope("/api/jobs"), 4) == Caller(ANONYMOUS, ALL_SCOPES, 4)
+    anyone = Caller(ANONYMOUS, ALL_SCOPES, 4)
+    assert await run_as(off, http_scope("/api/jobs"), 4) == anyone
+    assert await run_as(off, http_scope("/", (b"authorization", b"Bearer x")), 4) == anyone
     _, key = admin.create("ci", [ApiScope.JOBS], requests_per_minute=30)
     on = store_of(admin, default_max_jobs=4)  # the key sets none: the gateway's default
     as_key = await run_as(on, http_scope("/api/jobs", (b"x-api-key", key.encode())), 4)

@@ -28,6 +28,18 @@ CHALLENGE = 'Bearer realm="easel"'
 HOW_TO_SEND = "send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
 
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+
+
+def without_credentials(scope: Scope) -> Scope:
+    """The request as the rest of the gateway sees it: the key stays at the edge, never
+    forwarded to a service (nor logged by one)."""
+    headers = scope["headers"]
+    if not any(name in CREDENTIAL_HEADERS for name, _ in headers):
+        return scope
+    return {**scope, "headers": [(n, v) for n, v in headers if n not in CREDENTIAL_HEADERS]}
+
+
 def presented_key(scope: Scope) -> tuple[str, str | None]:
     """(the header a key came in, the key or None). `X-API-Key` wins over Authorization;
     an Authorization of another scheme (Basic, ...) is no key."""
@@ -80,7 +92,7 @@ class ApiKeyMiddleware:
             return
         token = caller_var.set(caller)
         try:
-            await self.app(scope, receive, send)
+            await self.app(without_credentials(scope), receive, send)
         finally:
             caller_var.reset(token)
 
@@ -106,7 +118,7 @@ class ApiKeyMiddleware:
         if key is None:
             error = Unauthorized(
                 f"an API key is required: {HOW_TO_SEND}",
-                details={"field": "Authorization"},
+                details={"field": header},
                 headers={"WWW-Authenticate": CHALLENGE},
             )
             raise _Refused(error, ANONYMOUS_LABEL, AuthOutcome.UNAUTHORIZED, "missing")

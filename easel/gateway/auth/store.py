@@ -1,7 +1,7 @@
 """The gateway's view of the keys: which callers a presented key stands for.
 
-Keys come from the keys file (compared by keyed hash) and from EASEL_API_KEYS (compared as
-they are); every comparison is `hmac.compare_digest`, so its time does not tell how much
+Keys come from the keys file (compared by keyed hash) and from EASEL_API_KEYS (compared by
+SHA-256); every comparison is `hmac.compare_digest`, so its time does not tell how much
 of a guess was right. The file is looked at (one `stat`) at most once a second and re-read
 when it changed, so `easel keys revoke` reaches a running server without a restart. A key
 once verified is remembered until the file changes: a request with a known key costs a
@@ -10,6 +10,7 @@ dictionary lookup, not a hash.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -38,6 +39,10 @@ def _signature(path: Path) -> _Signature:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
+def _sha256(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
 @dataclass(frozen=True)
 class _FileKey:
     record: KeyRecord
@@ -61,8 +66,9 @@ class KeyStore:
         self.pepper_path = pepper_path
         self._pepper = pepper
         self._default_max_jobs = default_max_jobs
+        # Compared by SHA-256, so that every compare has the same length to go through.
         self._env = [
-            (key.encode(), Caller(env_key_name(key), USER_SCOPES, default_max_jobs))
+            (_sha256(key), Caller(env_key_name(key), USER_SCOPES, default_max_jobs))
             for key in dict.fromkeys(env_keys)
         ]
         self._clock = clock
@@ -129,7 +135,7 @@ class KeyStore:
         if entry is not None and self._pepper is not None:
             if hmac.compare_digest(key_digest(self._pepper, key), entry.record.digest):
                 found = entry.caller
-        presented = key.encode()
+        presented = _sha256(key)
         for candidate, caller in self._env:  # every one, so the time tells nothing
             if hmac.compare_digest(candidate, presented) and found is None:
                 found = caller
