@@ -209,3 +209,25 @@ async def test_a_refusal_is_audited_and_counted_without_the_key(
     assert 'easel_auth_requests_total{key="anonymous",outcome="unauthorized"} 1.0' in metrics
     assert 'outcome="forbidden"} 1.0' in metrics
     assert 'easel_auth_requests_total{key="ops",outcome="allowed"}' in metrics
+
+
+def test_the_document_states_the_key_check(tmp_path: Path) -> None:
+    from easel.compose.gateway import create_gateway
+
+    document = create_gateway(settings_for(tmp_path)).openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerKey"]["scheme"] == "bearer"
+    assert schemes["apiKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert document["security"] == [{"bearerKey": []}, {"apiKeyHeader": []}]
+    paths = document["paths"]
+    for path, method in (
+        ("/api/jobs", "get"),
+        ("/api/generate/async", "post"),
+        ("/api/system/health", "get"),
+    ):
+        responses = paths[path][method]["responses"]
+        assert {"401", "403"} <= set(responses), path
+        assert "WWW-Authenticate" in responses["401"]["headers"]
+    for path in ("/api/health", "/health"):
+        assert paths[path]["get"]["security"] == []
+        assert "401" not in paths[path]["get"]["responses"]
