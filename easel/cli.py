@@ -1,8 +1,10 @@
-"""The `easel` command: serve the all-in-one server or one service, check health."""
+"""The `easel` command: serve the all-in-one server or one service, check health, run the
+pod, manage API keys."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, NoReturn
@@ -13,8 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from easel.compose.access import KeyAdmin, KeyFileError, check_serving, keys_of
 from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
 from easel.compose.settings import EaselSettings, SettingsError
+from easel.core.binding import UnsafeBinding
+from easel.core.identity import ApiScope
 from easel.core.logging import configure_logging
 from easel.pod import handoff, lifecycle, watchdog
 from easel.pod import logs as pod_logs
@@ -71,6 +76,7 @@ def serve(
     if target.value == "all":
         settings = settings.all_in_process()
     if target.value in ("all", GATEWAY):
+        _check_serving(settings, host or gateway.host)
         application = create_gateway(settings)
         default_port = gateway.port if "port" in gateway.model_fields_set else GATEWAY_PORT
     else:
@@ -88,6 +94,18 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _check_serving(settings: EaselSettings, host: str) -> None:
+    """Without API keys, only loopback (or EASEL_ALLOW_UNAUTHENTICATED, with a warning);
+    else one clear line and exit 2."""
+    try:
+        warning = check_serving(settings, host)
+    except (UnsafeBinding, KeyFileError) as exc:
+        typer.echo(f"easel: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if warning is not None:
+        logging.getLogger("easel.gateway").warning(warning)
 
 
 @app.command()
@@ -138,16 +156,27 @@ def _health_table(body: dict[str, object]) -> Table:
 def health(
     url: Annotated[str, typer.Argument(help="The gateway's base URL.")] = "http://127.0.0.1:8000",
     deep: Annotated[bool, typer.Option(help="Probe passive services too.")] = False,
+    key: Annotated[
+        str | None, typer.Option(help="An admin API key, where the server has keys on.")
+    ] = None,
 ) -> None:
     """Print every service's health as a table; exit 0 only when all are healthy."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.get(
-            f"{url.rstrip('/')}/api/system/health", params={"deep": deep}, timeout=30
+            f"{url.rstrip('/')}/api/system/health",
+            params={"deep": deep},
+            headers=headers,
+            timeout=30,
         )
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         err_console.print(f"[red]easel: cannot read health from {url}: {exc}[/red]")
         raise typer.Exit(1) from None
+    if response.status_code in (401, 403):
+        message = body.get("error", {}).get("message", response.reason_phrase)
+        err_console.print(f"[red]easel: {escape(str(message))} (--key)[/red]")
+        raise typer.Exit(1)
     console.print(_health_table(body))
     raise typer.Exit(0 if body.get("status") == "healthy" else 1)
 
@@ -319,6 +348,98 @@ def logs(
 
         with contextlib.suppress(KeyboardInterrupt):
             pod_logs.follow(known, write)
+
+
+keys_app = typer.Typer(
+    help="The gateway's API keys (EASEL_KEYS_FILE, default EASEL_DATA_DIR/keys.json).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _scopes(text: str) -> list[ApiScope]:
+    try:
+        return [ApiScope(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        known = ", ".join(scope.value for scope in ApiScope)
+        typer.echo(f"easel: --scopes {text!r}: each must be one of {known}", err=True)
+        raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def _keys_admin() -> Iterator[KeyAdmin]:
+    """The keys file of these settings; a KeyFileError is one line and exit 1."""
+    settings = load_settings()
+    configure_logging(settings.shared.log_level, settings.shared.log_format)  # audit lines
+    try:
+        yield keys_of(settings)
+    except KeyFileError as exc:
+        typer.echo(f"easel: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for; logs and metrics show it.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: generate, segment, utils, jobs, admin.")
+    ],
+    max_concurrent_jobs: Annotated[
+        int | None, typer.Option(min=1, help="Jobs queued or running at once.")
+    ] = None,
+    requests_per_minute: Annotated[
+        int | None, typer.Option(min=1, help="Requests per minute in each route class.")
+    ] = None,
+) -> None:
+    """Create a key and print it (on stdout, alone): it is not kept, only its hash."""
+    chosen = _scopes(scopes)
+    with _keys_admin() as admin:
+        record, key = admin.create(
+            name,
+            chosen,
+            max_concurrent_jobs=max_concurrent_jobs,
+            requests_per_minute=requests_per_minute,
+        )
+    typer.echo(key)
+    shown = ",".join(sorted(record.scopes))
+    typer.echo(f"key {name!r} created ({shown}); it will not be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's name, scopes, limits and creation time (never a key or its hash)."""
+    with _keys_admin() as admin:
+        records = admin.records()
+    if not records:
+        console.print(f"no keys in {escape(str(admin.keys_path))}")
+        return
+    table = Table(title=f"API keys: {escape(str(admin.keys_path))}")
+    for column in ("name", "scopes", "max jobs", "requests/min", "created"):
+        table.add_column(column)
+    for record in records:
+        table.add_row(
+            escape(record.name),
+            ",".join(sorted(record.scopes)),
+            str(record.max_concurrent_jobs or "-"),
+            str(record.requests_per_minute or "-"),
+            record.created.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Remove a key; a running gateway refuses it within about a second."""
+    with _keys_admin() as admin:
+        admin.revoke(name)
+        left = admin.records()
+    typer.echo(f"key {name!r} revoked")
+    if not left:
+        typer.echo(
+            "no keys are left: a running gateway now refuses every keyed request; started "
+            "again without keys, it serves only on loopback",
+            err=True,
+        )
 
 
 def main() -> None:

@@ -34,11 +34,18 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "The body cannot be parsed at all (e.g. a malformed multipart body).",
         "There was an error parsing the body",
     ),
+    401: (
+        "unauthorized",
+        "API keys are on and the request carries none, or one that is unknown or revoked "
+        "(`Authorization: Bearer <key>` or `X-API-Key`; `details.field` names the header).",
+        "an API key is required: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+    ),
     403: (
         "forbidden",
-        "A browser request from another site (its Origin is neither this server nor in "
-        "EASEL_CORS_ORIGINS) may not change anything.",
-        "origin 'https://evil.example' may not change anything here",
+        "The key lacks the scope this route needs (`details.scope`), or a browser request "
+        "from another site (its Origin is neither this server nor in EASEL_CORS_ORIGINS) "
+        "tried to change something.",
+        "key 'ci' lacks the generate scope this route needs",
     ),
     404: ("not_found", "Unknown id, or removed after its retention.", "no job '0f3c…'"),
     409: (
@@ -93,6 +100,9 @@ FORM_BODY_ERRORS = (400, 413, 415, 422)
 # What the gateway answers for any proxied route when the service fails it.
 UPSTREAM_ERRORS = (502, 503, 504)
 _HEADERS = {
+    401: {
+        "WWW-Authenticate": {"description": '`Bearer realm="easel"`', "schema": {"type": "string"}}
+    },
     429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
 }
 

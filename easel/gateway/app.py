@@ -27,6 +27,9 @@ from easel.core.middleware import (
     SecurityHeadersMiddleware,
     security_headers,
 )
+from easel.gateway.auth.config import access_policy, key_store
+from easel.gateway.auth.metrics import AuthMetrics
+from easel.gateway.auth.middleware import ApiKeyMiddleware
 from easel.gateway.browser_guard import BrowserGuardMiddleware
 from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
@@ -83,8 +86,11 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
     """`upstreams` in start order: an in-process service's lifespan runs after those of
     the services it calls."""
 
+    keys = key_store(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys.load()  # a keys file that cannot be used stops the start, not every request
         async with AsyncExitStack() as stack:
             clients: dict[str, Upstream] = {}
             for upstream in upstreams:
@@ -119,6 +125,15 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
     app.openapi = merged_openapi(app, upstreams)  # type: ignore[method-assign]
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside CORS (a preflight carries no key, and a browser may read a 401), outside
+    # everything that reads the body or calls a service; errors get the edge's request id.
+    app.add_middleware(
+        ApiKeyMiddleware,
+        store=keys,
+        policy=access_policy(settings),
+        metrics=AuthMetrics(metrics.registry),
+        default_max_jobs=settings.max_concurrent_jobs,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

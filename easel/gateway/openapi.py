@@ -10,26 +10,54 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from easel.core.openapi import UPSTREAM_ERRORS, error_responses, truthful
+from easel.gateway.route_classes import RouteClass, classify
 from easel.gateway.upstream import UpstreamService
 
 # Paths each service answers for itself, not through the gateway.
 _SERVICE_LOCAL_PATHS = {"/api/health", "/health", "/metrics"}
 _UPSTREAM_RESPONSES = {str(s): r for s, r in error_responses(*UPSTREAM_ERRORS).items()}
-_CROSS_SITE_RESPONSE = {str(s): r for s, r in error_responses(403).items()}
-_STATE_CHANGING = {"post", "put", "patch", "delete"}
+# With API keys on: no or a bad key (401), a key without the route's scope (403; also a
+# state-changing request from another site, gateway/browser_guard.py).
+_AUTH_RESPONSES = {str(s): r for s, r in error_responses(401, 403).items()}
+
+# Either header carries the key (gateway/auth/middleware.py).
+SECURITY_SCHEMES = {
+    "bearerKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`easel keys create`), when the server has keys on.",
+    },
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+SECURITY: list[dict[str, list[str]]] = [{"bearerKey": []}, {"apiKeyHeader": []}]
+
+
+def _add_responses(operation: dict[str, Any], extra: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    for status, response in extra.items():
+        responses.setdefault(status, response)  # a service's own answer keeps its example
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def _proxied(item: dict[str, Any]) -> dict[str, Any]:
     """A service's path item as the gateway answers it: also 502/503/504 when the service
-    is down, slow or broken (a service's own answer of those statuses keeps its example),
-    and 403 for a state-changing request from another site (gateway/browser_guard.py)."""
-    for method, operation in item.items():
-        responses = operation.setdefault("responses", {})
-        extra = _CROSS_SITE_RESPONSE if method in _STATE_CHANGING else {}
-        for status, response in {**_UPSTREAM_RESPONSES, **extra}.items():
-            responses.setdefault(status, response)
-        operation["responses"] = dict(sorted(responses.items()))
+    is down, slow or broken, and 401/403 from the key check."""
+    for operation in item.values():
+        _add_responses(operation, {**_UPSTREAM_RESPONSES, **_AUTH_RESPONSES})
     return item
+
+
+def _secured(schema: dict[str, Any]) -> None:
+    """Every operation takes a key, except liveness, which is always public; the gateway's
+    own keyed operations (deep health) can answer 401/403 too."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    schema["security"] = SECURITY
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            if classify(path) is RouteClass.HEALTH:
+                operation["security"] = []
+            else:
+                _add_responses(operation, _AUTH_RESPONSES)
 
 
 def merged_openapi(
@@ -46,6 +74,7 @@ def merged_openapi(
                 routes=gateway.routes,
             )
         )
+        _secured(schema)  # before the services' paths: those have their 401/403 already
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for upstream in upstreams:
             service_schema = upstream.openapi()

@@ -8,9 +8,10 @@ handed its upstreams already described (`ServiceEndpoint`).
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from easel.core.settings import SharedSettings, env
 
@@ -88,6 +89,25 @@ class GatewaySettings(SharedSettings):
     allowed_hosts: list[str] = Field(default_factory=list, validation_alias=env("ALLOWED_HOSTS"))
     frame_ancestors: str = Field("'none'", validation_alias=env("FRAME_ANCESTORS"))
 
+    # --- API keys (easel/gateway/auth) -------------------------------------------------
+    # Unset: <data_dir>/keys.json. Written by `easel keys`; holds names, scopes and keyed
+    # hashes, never a key.
+    keys_file: Path | None = Field(None, validation_alias=env("KEYS_FILE"))
+    # The secret the hashes are keyed with. Unset: a file beside the keys file
+    # (`keys.pepper`, mode 0600), created by the first `easel keys create`.
+    key_pepper: SecretStr | None = Field(None, validation_alias=env("KEY_PEPPER"))
+    # Comma-separated keys for simple setups, each with every scope but admin.
+    api_keys: SecretStr | None = Field(None, validation_alias=env("API_KEYS"))
+    # With keys on: which gateway-own routes stay open to anyone.
+    public_docs: bool = Field(True, validation_alias=env("PUBLIC_DOCS"))
+    public_metrics: bool = Field(False, validation_alias=env("PUBLIC_METRICS"))
+    public_health: bool = Field(False, validation_alias=env("PUBLIC_HEALTH"))
+    # A bearer token a Prometheus scraper may send for /metrics instead of an admin key.
+    metrics_token: SecretStr | None = Field(None, validation_alias=env("METRICS_TOKEN"))
+    # Jobs a caller may have queued or running at once, unless its key says otherwise;
+    # None: no limit.
+    max_concurrent_jobs: int | None = Field(None, ge=1, validation_alias=env("MAX_CONCURRENT_JOBS"))
+
     @model_validator(mode="after")
     def _no_credentials_for_any_origin(self) -> Self:
         # Browsers refuse credentials with `Access-Control-Allow-Origin: *`; answering any
@@ -98,3 +118,11 @@ class GatewaySettings(SharedSettings):
                 " name the origins that may send credentials"
             )
         return self
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.json"
+
+    @property
+    def pepper_path(self) -> Path:
+        return self.keys_path.with_suffix(".pepper")

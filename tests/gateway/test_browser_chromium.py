@@ -143,6 +143,8 @@ def test_a_foreign_page_can_neither_submit_cancel_nor_upload(
     with page.expect_response(lambda r: r.url.endswith("/api/generate/async")) as form:
         page.evaluate("url => submitForm(url)", f"{gateway.url}/api/generate/async")
     assert form.value.status == 403
+    # The form navigates to the refusal: let that navigation end before the next one.
+    page.wait_for_url(f"{gateway.url}/api/generate/async")
     page.goto(f"{foreign.origin}/page.html")
     page.evaluate("([gateway, id]) => sendWithoutCors(gateway, id)", [gateway.url, task_id])
 
