@@ -36,8 +36,9 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     ),
     403: (
         "forbidden",
-        "A browser request from another site (its Origin is neither this server nor in "
-        "EASEL_CORS_ORIGINS) may not change anything.",
+        "Not allowed: a browser request from another site (its Origin is neither this "
+        "server nor in EASEL_CORS_ORIGINS) may not change anything; a key may not list "
+        "another key's jobs without the admin scope.",
         "origin 'https://evil.example' may not change anything here",
     ),
     404: ("not_found", "Unknown id, or removed after its retention.", "no job '0f3c…'"),
@@ -65,7 +66,8 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     ),
     429: (
         "too_many_requests",
-        "The queue is full; retry after `Retry-After` seconds.",
+        "The queue is full, or the key has its most jobs queued or running "
+        "(`max_concurrent_jobs` in details); retry after `Retry-After` seconds.",
         "the job queue is full (1000 queued); retry later",
     ),
     502: (
