@@ -42,9 +42,10 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     ),
     403: (
         "forbidden",
-        "The key lacks the scope this route needs (`details.scope`), or a browser request "
-        "from another site (its Origin is neither this server nor in EASEL_CORS_ORIGINS) "
-        "tried to change something.",
+        "The key lacks the scope this route needs (`details.scope`), or may not list "
+        "another key's jobs without the admin scope, or a browser request from another "
+        "site (its Origin is neither this server nor in EASEL_CORS_ORIGINS) tried to change "
+        "something.",
         "key 'ci' lacks the generate scope this route needs",
     ),
     404: ("not_found", "Unknown id, or removed after its retention.", "no job '0f3c…'"),
@@ -72,7 +73,8 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     ),
     429: (
         "too_many_requests",
-        "The queue is full; retry after `Retry-After` seconds.",
+        "The queue is full, or the key has its most jobs queued or running "
+        "(`max_concurrent_jobs` in details); retry after `Retry-After` seconds.",
         "the job queue is full (1000 queued); retry later",
     ),
     502: (

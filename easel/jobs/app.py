@@ -27,6 +27,7 @@ from easel.core.container import container_of, install_container
 from easel.core.errors import InvalidInput
 from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.identity import current_caller
 from easel.core.metrics import HttpMetrics
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
@@ -60,6 +61,7 @@ JOB_EVENTS_EXAMPLE = (
     'id: 3\nevent: progress\ndata: {"type": "progress", "step": 1, "total": 20}\n\n'
     'id: 4\nevent: result\ndata: {"type": "result", "status": "done", "result": {...}}\n\n'
 )
+# Another key's job is a 404 too (jobs belong to their owner: easel/jobs/access.py).
 ID_ERRORS = error_responses(404, 422)
 
 
@@ -88,20 +90,23 @@ async def submit(
 ) -> Queued:
     """Queue a generation (the body of `POST /api/generate`, plus optional `webhook` and
     `timeout`; `webhook` is `{url, events?}`: signed POSTs when the job ends, see the README).
-    202 with the task id. The same `Idempotency-Key` and body return the same
-    job; the same key with another body is a 409. A full queue is a 429 with Retry-After."""
+    202 with the task id; the job belongs to the calling key. The same `Idempotency-Key`
+    (per key) and body return the same job; the same key with another body is a 409. A
+    full queue, or a key with its most concurrent jobs, is a 429 with Retry-After."""
     settings = container.settings
     body = await read_fields(
         request, max_field_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth
     )
-    job = await container.manager.submit(body, idempotency_key=idempotency_key)
+    job = await container.manager.submit(
+        body, idempotency_key=idempotency_key, caller=current_caller()
+    )
     return Queued(task_id=job.id, status=job.status)
 
 
 @router.get("/api/generate/status/{task_id}", response_model=JobView, responses=ID_ERRORS)
 async def status(task_id: str, container: Container) -> JobView:
     """Status, progress (step, total), queue position, ETA, timestamps and error."""
-    return await container.manager.status(task_id)
+    return await container.manager.status(task_id, caller=current_caller())
 
 
 @router.get(
@@ -112,13 +117,13 @@ async def status(task_id: str, container: Container) -> JobView:
 async def result(task_id: str, container: Container) -> dict[str, Any]:
     """The images of a done job (base64). 409 while it is not done, or with the error of a
     failed one; 404 when unknown or removed after its retention."""
-    return await container.manager.result(task_id)
+    return await container.manager.result(task_id, caller=current_caller())
 
 
 @router.post("/api/generate/cancel/{task_id}", response_model=JobView, responses=ID_ERRORS)
 async def cancel(task_id: str, container: Container) -> JobView:
     """Cancel (idempotent): a queued job never starts; a running one stops at its next step."""
-    return await container.manager.cancel(task_id)
+    return await container.manager.cancel(task_id, caller=current_caller())
 
 
 @router.get(
@@ -134,24 +139,38 @@ async def events(
     """Server-sent events from the job's log, from `Last-Event-ID` on (replay after a
     reconnect), live until the terminal event (`result` with the images, `error` or
     `cancelled`)."""
-    await container.manager.status(task_id)  # 404 before the stream opens
+    stream = await container.manager.events(  # 404 before the stream opens
+        task_id, after=last_event_id, caller=current_caller()
+    )
 
     async def fields() -> AsyncIterator[dict[str, str]]:
-        async for event_id, event in container.manager.events(task_id, after=last_event_id):
+        async for event_id, event in stream:
             yield job_sse_fields(event, event_id)
 
     return EventSourceResponse(fields(), ping=15)
 
 
-@router.get("/api/jobs", response_model=JobList, responses=error_responses(422))
+@router.get("/api/jobs", response_model=JobList, responses=error_responses(403, 422))
 async def list_jobs(
     container: Container,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            description="Admin keys only: the jobs of the key of this name (by default an "
+            "admin key lists every key's jobs). Another key asking for any owner but "
+            "itself gets 403.",
+        ),
+    ] = None,
 ) -> JobList:
-    """Jobs, newest first, optionally of one status; `next_cursor` continues the list."""
-    return await container.manager.list_jobs(status=status, limit=limit, cursor=cursor)
+    """The calling key's jobs (an admin key's: every key's), newest first, optionally of
+    one status; `next_cursor` continues the list."""
+    return await container.manager.list_jobs(
+        status=status, limit=limit, cursor=cursor, owner=owner, caller=current_caller()
+    )
 
 
 class PodGenerateRequest(BaseModel):
@@ -234,7 +253,7 @@ async def pod_generate(body: PodGenerateRequest, container: Container) -> PodGen
     if body.extra_params:
         request["extra_params"] = body.extra_params
     try:
-        job = await container.manager.submit(request, idempotency_key=None)
+        job = await container.manager.submit(request, idempotency_key=None, caller=current_caller())
     except InvalidInput as exc:
         raise _pod_named(exc) from exc
     return PodGenerateQueued(task_id=job.id, status=job.status)

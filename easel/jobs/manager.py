@@ -7,8 +7,8 @@ import base64
 import hashlib
 import json
 import math
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +20,18 @@ from easel.core.body import validate_fields
 from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
 from easel.core.events import JobEvent, JobSucceeded, is_terminal
 from easel.core.generation_api import GenerationRequest
+from easel.core.identity import Caller, current_caller
+from easel.jobs import access
 from easel.jobs.eta import Durations, queued_eta, remaining
 from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
 from easel.jobs.results import ResultFiles
-from easel.jobs.store.base import IdempotencyConflict, JobStore, QueueFull, moved_event
+from easel.jobs.store.base import (
+    IdempotencyConflict,
+    JobStore,
+    OwnerAtLimit,
+    QueueFull,
+    moved_event,
+)
 from easel.jobs.webhooks import Webhooks
 
 # The ETA's sample: the most recent finished jobs, read again at most once a second; and
@@ -58,6 +66,7 @@ RequestCheck = Callable[[dict[str, Any]], Awaitable[None]]
 
 JOB_VIEW_EXAMPLE: dict[str, Any] = {
     "task_id": "0f3c9a7d2b6e4f1a8c5d7e9b0a1c2d3e",
+    "owner": "studio-app",
     "status": "running",
     "progress": {"step": 7, "total": 20},
     "queue_position": None,
@@ -83,6 +92,10 @@ class JobView(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [JOB_VIEW_EXAMPLE]})
 
     task_id: str
+    owner: str = Field(
+        description="The name of the API key that submitted it (`anonymous` without keys); "
+        "only that key, or an admin key, sees the job."
+    )
     status: JobStatus
     progress: Progress
     queue_position: int | None
@@ -116,6 +129,12 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def new_task_id() -> str:
+    """32 hex digits, all 128 bits from the OS's CSPRNG (a uuid4 keeps only 122): an id
+    is not guessable, though ownership, not secrecy, is what guards a job."""
+    return secrets.token_hex(16)
+
+
 class JobManager:
     def __init__(
         self,
@@ -138,7 +157,11 @@ class JobManager:
         self._recent: tuple[float, Durations] | None = None  # (read at, durations)
 
     # ---- submit ------------------------------------------------------------------------
-    async def submit(self, body: dict[str, Any], *, idempotency_key: str | None) -> Job:
+    async def submit(
+        self, body: dict[str, Any], *, idempotency_key: str | None, caller: Caller | None = None
+    ) -> Job:
+        """Queue a job of `caller` (by default the request's: `current_caller()`)."""
+        caller = caller or current_caller()
         options = validate_fields(JobOptions, {k: v for k, v in body.items() if k in JOB_FIELDS})
         generation = validate_fields(
             GenerationRequest, {k: v for k, v in body.items() if k not in JOB_FIELDS}
@@ -152,7 +175,8 @@ class JobManager:
             await self.check(request)
         now = self.clock()
         job = Job(
-            id=uuid.uuid4().hex,
+            id=new_task_id(),
+            owner=caller.name,
             request=request,
             created_at=now,
             updated_at=now,
@@ -163,7 +187,22 @@ class JobManager:
             request_hash=request_hash(body) if idempotency_key else None,
         )
         try:
-            stored = await self.store.submit(job, max_queued=self.limits.max_queued)
+            stored = await self.store.submit(
+                job, max_queued=self.limits.max_queued, max_active=caller.max_concurrent_jobs
+            )
+        except OwnerAtLimit as busy:
+            raise TooManyRequests(
+                f"key {caller.name!r} has {busy.active} jobs queued or running, its limit;"
+                " retry once one ends",
+                details={
+                    "key": caller.name,
+                    "active": busy.active,
+                    "max_concurrent_jobs": caller.max_concurrent_jobs,
+                },
+                headers={
+                    "Retry-After": str(await self._first_end(caller.name, max(1, busy.active)))
+                },
+            ) from busy
         except QueueFull as full:
             eta = await self._eta(request, full.queued)
             raise TooManyRequests(
@@ -178,11 +217,33 @@ class JobManager:
             ) from conflict
         return stored
 
+    async def _first_end(self, owner: str, most: int) -> int:
+        """Seconds (at least 1) until the first of `owner`'s jobs (it has about `most`)
+        should end, the Retry-After of a submit over its limit: the running job with the
+        least left, else (all queued) its oldest queued job's ETA."""
+        now, durations = self.clock(), await self._durations()
+        running, _ = await self.store.list_jobs(
+            status=JobStatus.RUNNING, limit=most, cursor=None, owner=owner
+        )
+        left = [remaining(job, durations, now=now) for job in running]
+        etas = [seconds for seconds in left if seconds is not None]
+        if not etas:
+            queued, _ = await self.store.list_jobs(
+                status=JobStatus.QUEUED, limit=most, cursor=None, owner=owner
+            )
+            if queued:
+                _, eta = await self._eta_of(queued[-1])  # newest first: the last is the oldest
+                etas = [eta] if eta is not None else []
+        return max(1, math.ceil(min(etas, default=1)))
+
     # ---- reads -------------------------------------------------------------------------
-    async def _job(self, job_id: str) -> Job:
+    async def _job(self, job_id: str, caller: Caller | None, action: str = "read_job") -> Job:
+        """The job, if `caller` may see it: another owner's is as unknown as a missing one."""
+        caller = caller or current_caller()
         job = await self.store.get(job_id)
-        if job is None or job.status is JobStatus.EXPIRED:
+        if job is None or job.status is JobStatus.EXPIRED or not access.may_see(caller, job):
             raise NotFound(f"no job {job_id!r} (unknown, or removed after its retention)")
+        access.opened(caller, job, action)
         return job
 
     async def _durations(self) -> Durations:
@@ -217,15 +278,21 @@ class JobManager:
             workers=max(1, self.limits.concurrency, len(running)),
         )
 
-    async def view(self, job: Job) -> JobView:
+    async def _eta_of(self, job: Job) -> tuple[int | None, float | None]:
+        """A job's queue position (queued only) and the seconds until it should end."""
         position = await self.store.position(job.id) if job.status is JobStatus.QUEUED else None
         eta = None
         if position is not None:
             eta = await self._eta(job.request, position)
         elif job.status is JobStatus.RUNNING:
             eta = remaining(job, await self._durations(), now=self.clock())
+        return position, eta
+
+    async def view(self, job: Job) -> JobView:
+        position, eta = await self._eta_of(job)
         return JobView(
             task_id=job.id,
+            owner=job.owner,
             status=job.status,
             progress=Progress(step=job.progress_step, total=job.progress_total),
             queue_position=position,
@@ -238,17 +305,29 @@ class JobManager:
             error=job.error if job.status is not JobStatus.DONE else None,
         )
 
-    async def status(self, job_id: str) -> JobView:
-        return await self.view(await self._job(job_id))
+    async def status(self, job_id: str, *, caller: Caller | None = None) -> JobView:
+        return await self.view(await self._job(job_id, caller))
 
     async def list_jobs(
-        self, *, status: JobStatus | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: JobStatus | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
+        caller: Caller | None = None,
     ) -> JobList:
-        jobs, next_cursor = await self.store.list_jobs(status=status, limit=limit, cursor=cursor)
+        """The caller's own jobs; an admin's list spans owners (or is `owner`'s)."""
+        caller = caller or current_caller()
+        owner = access.listed_owner(caller, owner)
+        jobs, next_cursor = await self.store.list_jobs(
+            status=status, limit=limit, cursor=cursor, owner=owner
+        )
+        access.listed(caller, owner, jobs)
         return JobList(jobs=[await self.view(job) for job in jobs], next_cursor=next_cursor)
 
-    async def result(self, job_id: str) -> dict[str, Any]:
-        job = await self._job(job_id)
+    async def result(self, job_id: str, *, caller: Caller | None = None) -> dict[str, Any]:
+        job = await self._job(job_id, caller)
         if job.status is JobStatus.FAILED:
             error = job.error or {}
             message = error.get("message", "unknown error")
@@ -269,8 +348,8 @@ class JobManager:
         return {**result, "images": images}
 
     # ---- cancel ------------------------------------------------------------------------
-    async def cancel(self, job_id: str) -> JobView:
-        before = await self._job(job_id)
+    async def cancel(self, job_id: str, *, caller: Caller | None = None) -> JobView:
+        before = await self._job(job_id, caller, action="cancel_job")
         job = await self.store.cancel(job_id, now=self.clock())
         assert job is not None
         if before.status is JobStatus.QUEUED and job.status is JobStatus.CANCELLED:
@@ -282,10 +361,15 @@ class JobManager:
         return await self.view(job)
 
     # ---- events ------------------------------------------------------------------------
-    async def events(self, job_id: str, *, after: int) -> AsyncIterator[tuple[int, JobEvent]]:
+    async def events(
+        self, job_id: str, *, after: int, caller: Caller | None = None
+    ) -> AsyncIterator[tuple[int, JobEvent]]:
         """The job's event log from `after`, live until its terminal event; the result's
-        images with their data."""
-        await self._job(job_id)
+        images with their data. Unknown (404) now, before a stream opens."""
+        await self._job(job_id, caller)
+        return self._follow(job_id, after)
+
+    async def _follow(self, job_id: str, after: int) -> AsyncIterator[tuple[int, JobEvent]]:
         while True:
             for event_id, event in await self.store.read(job_id, after=after):
                 after = event_id

@@ -24,7 +24,7 @@ async def open_store(settings: JobsSettings) -> JobStore:
     if settings.jobs_backend == "redis":
         from easel.jobs.store.redis import RedisJobStore
 
-        return await RedisJobStore.connect(settings.redis_url)
+        return await RedisJobStore.connect(settings.redis_url, prefix=settings.jobs_redis_prefix)
     from easel.jobs.store.sqlite import SQLiteJobStore
 
     return await SQLiteJobStore.open(settings.data_dir / "jobs.db")

@@ -43,6 +43,11 @@ class JobsSettings(SharedSettings, WebhookSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", validation_alias=env("REDIS_URL", "REDIS_URL")
     )
+    # Every key of the Redis store starts with it: deployments (or tests) sharing one Redis
+    # keep apart by prefix. On Redis Cluster, give it a hash tag: `{easel}`.
+    jobs_redis_prefix: str = Field(
+        "easel", min_length=1, max_length=100, validation_alias=env("JOBS_REDIS_PREFIX")
+    )
     jobs_max_queued: int = Field(1000, ge=1, validation_alias=env("JOBS_MAX_QUEUED"))
     jobs_max_attempts: int = Field(3, ge=1, validation_alias=env("JOBS_MAX_ATTEMPTS"))
     jobs_timeout: float = Field(600.0, gt=0, validation_alias=env("JOBS_TIMEOUT"))

@@ -32,17 +32,26 @@ class QueueFull(Exception):
         self.queued = queued
 
 
+class OwnerAtLimit(Exception):
+    """The job's owner already has its most jobs queued or running (`max_active`)."""
+
+    def __init__(self, active: int) -> None:
+        super().__init__(f"{active} jobs queued or running")
+        self.active = active
+
+
 class IdempotencyConflict(Exception):
-    """The idempotency key was used before with another request body."""
+    """The idempotency key was used before, by the same owner, with another request body."""
 
 
 class JobRecords(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
 
     async def list_jobs(
-        self, *, status: JobStatus | None, limit: int, cursor: str | None
+        self, *, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None = None
     ) -> tuple[list[Job], str | None]:
-        """Newest first; the cursor is opaque and continues where a page ended."""
+        """Newest first, of one `owner` when given (read from an index of its own, not
+        filtered from all jobs); the cursor is opaque and continues where a page ended."""
         ...
 
     async def counts(self) -> dict[JobStatus, int]: ...
@@ -58,10 +67,12 @@ class JobRecords(Protocol):
 
 
 class JobQueue(Protocol):
-    async def submit(self, job: Job, *, max_queued: int) -> Job:
+    async def submit(self, job: Job, *, max_queued: int, max_active: int | None = None) -> Job:
         """Store and enqueue, with `QUEUED_EVENT` as the first event of its log. With an
-        idempotency key seen before: the existing job if the request hash matches, else
-        IdempotencyConflict. QueueFull beyond `max_queued`."""
+        idempotency key its owner used before (keys are per owner): the existing job if the
+        request hash matches, else IdempotencyConflict. OwnerAtLimit when the job's owner
+        has `max_active` jobs queued or running already; QueueFull beyond `max_queued`.
+        Every check and the write are one atomic step."""
         ...
 
     async def position(self, job_id: str) -> int | None:

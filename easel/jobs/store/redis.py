@@ -32,6 +32,7 @@ from easel.jobs.store.base import (
     WORKER_LOST,
     Ending,
     IdempotencyConflict,
+    OwnerAtLimit,
     QueueFull,
     QueueStats,
     Report,
@@ -81,7 +82,14 @@ def _job(fields: Mapping[Any, Any] | Sequence[Any]) -> Job:
     return Job.model_validate_json(f"{{{text}}}")
 
 
-def _owner(worker_id: str) -> dict[str, str]:
+def _index(status: JobStatus | None, owner: str | None) -> str:
+    """The sorted set listing the jobs of `status` and `owner` (either may be None: any)."""
+    if owner is None:
+        return "all" if status is None else f"status:{status.value}"
+    return f"owner:{owner}" if status is None else f"owner-status:{status.value}:{owner}"
+
+
+def _held_by(worker_id: str) -> dict[str, str]:
     return {"status": _encode(JobStatus.RUNNING.value), "worker_id": _encode(worker_id)}
 
 
@@ -179,9 +187,9 @@ class RedisJobStore:
         return _job(found) if found else None
 
     async def list_jobs(
-        self, *, status: JobStatus | None, limit: int, cursor: str | None
+        self, *, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None = None
     ) -> tuple[list[Job], str | None]:
-        index = "all" if status is None else f"status:{status.value}"
+        index = _index(status, owner)
         before = f"({cursor}" if cursor and cursor.isdigit() else "+inf"
         rows = await self._scripts.page(args=[self.prefix, index, before, limit + 1])
         jobs = [_job(fields) for _, fields in rows[:limit]]
@@ -240,13 +248,15 @@ class RedisJobStore:
                 return gone
 
     # ---- queue ---------------------------------------------------------------------------
-    async def submit(self, job: Job, *, max_queued: int) -> Job:
+    async def submit(self, job: Job, *, max_queued: int, max_active: int | None = None) -> Job:
         fields = _fields(job)
         reply = await self._scripts.submit(
             args=[
                 self.prefix,
                 job.id,
                 max_queued,
+                -1 if max_active is None else max_active,
+                fields["owner"],
                 fields["idempotency_key"],
                 encode_event(QUEUED_EVENT),
                 *_flat(fields),
@@ -255,6 +265,8 @@ class RedisJobStore:
         outcome = reply[0]
         if outcome == "full":
             raise QueueFull(int(reply[1]))
+        if outcome == "busy":
+            raise OwnerAtLimit(int(reply[1]))
         if outcome == "created":
             return job
         existing = _job(reply[1])
@@ -278,12 +290,14 @@ class RedisJobStore:
         await self.redis.blpop([self._key("wake")], timeout=max(timeout, _MIN_BLOCK_S))
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
-        return await self._update(job_id, _owner(worker_id), {"heartbeat_at": _encode(float(now))})
+        return await self._update(
+            job_id, _held_by(worker_id), {"heartbeat_at": _encode(float(now))}
+        )
 
     async def report(self, job_id: str, worker_id: str, **report: Unpack[Report]) -> bool:
         fields = reported_fields(report)
         changes = {name: _encode(to_jsonable_python(value)) for name, value in fields.items()}
-        return await self._touch(job_id, _owner(worker_id), changes, report["events"])
+        return await self._touch(job_id, _held_by(worker_id), changes, report["events"])
 
     async def finish(self, job_id: str, worker_id: str, **ending: Unpack[Ending]) -> bool:
         args = self._finish_args(job_id, worker_id, ending)
@@ -302,7 +316,7 @@ class RedisJobStore:
     def _finish_args(self, job_id: str, worker_id: str, ending: Ending) -> list[str | int]:
         fields = finished_fields(ending)
         changes = {name: _encode(value) for name, value in fields.items()}
-        return self._touch_args(job_id, _owner(worker_id), changes, ending.get("events", ()))
+        return self._touch_args(job_id, _held_by(worker_id), changes, ending.get("events", ()))
 
     async def retry(
         self, job_id: str, worker_id: str, *, now: float, not_before: float, error: ErrorBody

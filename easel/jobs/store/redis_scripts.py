@@ -11,24 +11,35 @@ Keys, all under the store's prefix P (ARGV[1] of every script):
     P:seq             counter giving each job its arrival number (seq)
     P:all             zset id -> seq, every job (listing, newest first)
     P:status:<s>      zset id -> seq, the jobs in status s (listing, counts, queue positions)
+    P:owner:<o>       zset id -> seq, the jobs of owner o, the key's name (listing its own)
+    P:owner-status:<s>:<o>  zset id -> seq, owner o's jobs in status s (listing, its quota)
     P:ready           zset id -> seq, queued jobs a claim may take, oldest first
     P:waiting         zset id -> not_before, queued jobs backing off (claims move them to ready)
     P:running         zset id -> heartbeat_at (recover finds the stale ones)
     P:finished        zset id -> finished_at, terminal jobs (sweep)
-    P:idempotency     hash JSON-encoded idempotency key -> job id
+    P:idempotency     hash idempotency field -> job id: the JSON-encoded key for `anonymous`
+                      (as before owners), `[owner, key]` in JSON for any other owner
     P:workers         zset worker id -> when it was last seen alive (`worker_seen`)
     P:wake            list of tokens, one per submit (at most 64): idle workers block on it
 
 Scripts reach job keys they compute, so on Redis Cluster the prefix needs a hash tag
 (e.g. `{easel}`) to keep one store's keys in one slot.
+
+Jobs stored before owners have no `owner` field: they read back as `anonymous`'s, are in
+no `owner:` index (an admin's list shows them; they go after their retention), and move
+between `owner-status:` sets from their next change on. Every process of one store must
+run this version: an older one moves jobs without keeping the owner indexes.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from easel.core.identity import ANONYMOUS
 
 # Shared by every script: key names; `reindex`, which moves a job between the index sets
 # after its fields changed (`old` is its status before, nil for a new job); and `update`
@@ -42,6 +53,19 @@ local function status_of(jk)
   if not raw then return nil end
   return cjson.decode(raw)
 end
+-- The job's owner, JSON-encoded as stored (jobs from before owners: ANONYMOUS's).
+local ANONYMOUS = '__ANONYMOUS__'
+local function owner_json(jk)
+  return redis.call('HGET', jk, 'owner') or ANONYMOUS
+end
+local function owner_key(name, owner)
+  return key(name .. ':' .. cjson.decode(owner))
+end
+-- The field of P:idempotency for an owner's key (both JSON-encoded).
+local function idem_field(owner, idem)
+  if owner == ANONYMOUS then return idem end
+  return '[' .. owner .. ',' .. idem .. ']'
+end
 -- The fields the index sets are computed from: a write touching none needs no reindex.
 local INDEXED = {status = true, not_before = true, heartbeat_at = true, finished_at = true}
 local function reindex(id, old)
@@ -49,8 +73,13 @@ local function reindex(id, old)
   local new = status_of(jk)
   local seq = redis.call('ZSCORE', key('all'), id)
   if old ~= new then
-    if old then redis.call('ZREM', key('status:' .. old), id) end
+    local owner = owner_json(jk)
+    if old then
+      redis.call('ZREM', key('status:' .. old), id)
+      redis.call('ZREM', owner_key('owner-status:' .. old, owner), id)
+    end
     redis.call('ZADD', key('status:' .. new), seq, id)
+    redis.call('ZADD', owner_key('owner-status:' .. new, owner), seq, id)
   end
   for _, name in ipairs({'ready', 'waiting', 'running', 'finished'}) do
     redis.call('ZREM', key(name), id)
@@ -130,12 +159,17 @@ local function claim(now, worker)
 end
 """
 
-# ARGV: P, id, max_queued, JSON idempotency key (or 'null'), JSON first event, field, value, ...
-# Reply: {'created'} | {'key', fields} | {'id', fields} | {'full', queued}
+# ARGV: P, id, max_queued, max_active (the owner's queued + running; < 0: no limit), JSON
+# owner, JSON idempotency key (or 'null'), JSON first event, field, value, ...
+# Reply: {'created'} | {'key', fields} | {'id', fields} | {'busy', active} | {'full', queued}
+PRELUDE = _PRELUDE.replace("__ANONYMOUS__", json.dumps(ANONYMOUS))
+
 SUBMIT = """
-local id, max_queued, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-if idem ~= 'null' then
-  local other = redis.call('HGET', key('idempotency'), idem)
+local id, max_queued, max_active = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local owner, idem = ARGV[5], ARGV[6]
+local field = idem ~= 'null' and idem_field(owner, idem)
+if field then
+  local other = redis.call('HGET', key('idempotency'), field)
   if other then
     local found = redis.call('HGETALL', job_key(other))
     if #found > 0 then return {'key', found} end
@@ -144,15 +178,22 @@ end
 -- The same job sent twice (a retry after a lost reply) is stored once.
 local same = redis.call('HGETALL', job_key(id))
 if #same > 0 then return {'id', same} end
+if max_active >= 0 then
+  local active = redis.call('ZCARD', owner_key('owner-status:queued', owner))
+    + redis.call('ZCARD', owner_key('owner-status:running', owner))
+  if active >= max_active then return {'busy', active} end
+end
 local queued = redis.call('ZCARD', key('status:queued'))
 if queued >= max_queued then return {'full', queued} end
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', job_key(id), unpack(fields))
-redis.call('ZADD', key('all'), redis.call('INCR', key('seq')), id)
-if idem ~= 'null' then redis.call('HSET', key('idempotency'), idem, id) end
+local seq = redis.call('INCR', key('seq'))
+redis.call('ZADD', key('all'), seq, id)
+redis.call('ZADD', owner_key('owner', owner), seq, id)
+if field then redis.call('HSET', key('idempotency'), field, id) end
 reindex(id, nil)
-redis.call('RPUSH', key('events:' .. id), ARGV[5])
+redis.call('RPUSH', key('events:' .. id), ARGV[7])
 redis.call('RPUSH', key('wake'), '1')
 redis.call('LTRIM', key('wake'), -64, -1)
 return {'created'}
@@ -179,7 +220,8 @@ return {done, claim(ARGV[2], ARGV[3])}
 """
 
 # ARGV: P, older_than, batch size. Deletes up to a batch of terminal jobs finished before
-# older_than, with their events and idempotency key. Reply: the deleted jobs' fields.
+# older_than, with their events, idempotency key and owner index entries. Reply: the
+# deleted jobs' fields.
 SWEEP = """
 local ids = redis.call('ZRANGEBYSCORE', key('finished'), '-inf', '(' .. ARGV[2],
                        'LIMIT', 0, tonumber(ARGV[3]))
@@ -189,10 +231,16 @@ for _, id in ipairs(ids) do
   local fields = redis.call('HGETALL', jk)
   if #fields > 0 then
     gone[#gone + 1] = fields
-    redis.call('ZREM', key('status:' .. status_of(jk)), id)
+    local status, owner = status_of(jk), owner_json(jk)
+    redis.call('ZREM', key('status:' .. status), id)
+    redis.call('ZREM', owner_key('owner-status:' .. status, owner), id)
+    redis.call('ZREM', owner_key('owner', owner), id)
     local idem = redis.call('HGET', jk, 'idempotency_key')
-    if redis.call('HGET', key('idempotency'), idem) == id then
-      redis.call('HDEL', key('idempotency'), idem)
+    if idem and idem ~= 'null' then
+      local field = idem_field(owner, idem)
+      if redis.call('HGET', key('idempotency'), field) == id then
+        redis.call('HDEL', key('idempotency'), field)
+      end
     end
   end
   redis.call('ZREM', key('finished'), id)
@@ -202,7 +250,8 @@ end
 return gone
 """
 
-# ARGV: P, index name ('all' | 'status:<s>'), max score ('+inf' | '(<seq>'), count.
+# ARGV: P, index name ('all' | 'status:<s>' | 'owner:<o>' | 'owner-status:<s>:<o>'), max
+# score ('+inf' | '(<seq>'), count.
 # Reply: {seq, fields} pairs, newest first, read in one snapshot.
 PAGE = """
 local rows = redis.call('ZREVRANGEBYSCORE', key(ARGV[2]), ARGV[3], '-inf',
@@ -229,7 +278,7 @@ class Scripts:
         """Scripts run by hash (EVALSHA); redis-py loads them again after a server restart."""
 
         def script(body: str) -> AsyncScript:
-            return client.register_script(_PRELUDE + body)
+            return client.register_script(PRELUDE + body)
 
         return cls(
             submit=script(SUBMIT),

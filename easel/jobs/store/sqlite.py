@@ -27,6 +27,7 @@ from easel.jobs.store.base import (
     WORKER_LOST,
     Ending,
     IdempotencyConflict,
+    OwnerAtLimit,
     QueueFull,
     QueueStats,
     Report,
@@ -37,31 +38,8 @@ from easel.jobs.store.base import (
     requeued_or_failed,
     started_event,
 )
+from easel.jobs.store.sqlite_schema import create_or_migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    not_before REAL NOT NULL DEFAULT 0,
-    finished_at REAL,
-    worker_id TEXT,
-    heartbeat_at REAL,
-    idempotency_key TEXT UNIQUE,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (job_id, id)
-);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,
-    seen_at REAL NOT NULL
-);
-"""
 _TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
 _QUEUED, _RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
@@ -87,7 +65,7 @@ class SQLiteJobStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=30000")
-            connection.executescript(SCHEMA)
+            create_or_migrate(connection)
             return connection
 
         try:
@@ -178,11 +156,14 @@ class SQLiteJobStore:
         return await self._run(self._one, "SELECT data FROM jobs WHERE id=?", job_id)
 
     async def list_jobs(
-        self, *, status: JobStatus | None, limit: int, cursor: str | None
+        self, *, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None = None
     ) -> tuple[list[Job], str | None]:
         before = int(cursor) if cursor and cursor.isdigit() else 2**62
         sql = "SELECT seq, data FROM jobs WHERE seq < ?"
         args: list[Any] = [before]
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
         if status is not None:
             sql += " AND status = ?"
             args.append(status.value)
@@ -246,28 +227,38 @@ class SQLiteJobStore:
         return await self._transaction(work)
 
     # ---- queue ---------------------------------------------------------------------------
-    async def submit(self, job: Job, *, max_queued: int) -> Job:
+    async def submit(self, job: Job, *, max_queued: int, max_active: int | None = None) -> Job:
         def work() -> Job:
             if job.idempotency_key is not None:
                 existing = self._one(
-                    "SELECT data FROM jobs WHERE idempotency_key=?", job.idempotency_key
+                    "SELECT data FROM jobs WHERE owner=? AND idempotency_key=?",
+                    job.owner,
+                    job.idempotency_key,
                 )
                 if existing is not None:
                     if existing.request_hash != job.request_hash:
                         raise IdempotencyConflict(job.idempotency_key)
                     return existing
+            if max_active is not None:
+                (active,) = self.db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE owner=? AND status IN (?, ?)",
+                    (job.owner, _QUEUED, _RUNNING),
+                ).fetchone()
+                if active >= max_active:
+                    raise OwnerAtLimit(int(active))
             (queued,) = self.db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE status=?", (_QUEUED,)
             ).fetchone()
             if queued >= max_queued:
                 raise QueueFull(int(queued))
             self.db.execute(
-                "INSERT INTO jobs (id, status, not_before, idempotency_key, data)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, not_before, owner, idempotency_key, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.status.value,
                     job.not_before,
+                    job.owner,
                     job.idempotency_key,
                     job.model_dump_json(),
                 ),
