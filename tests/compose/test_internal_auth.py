@@ -1,7 +1,8 @@
 """Internal auth in split mode, real processes: with EASEL_INTERNAL_TOKEN set, each service
 refuses a direct call without the credential (a forged X-Easel-Caller included), while the
 same requests through the gateway work, and an async job runs to done in a worker process
-of its own (worker -> generation signed too). A gateway holding another token gets 502."""
+of its own (worker -> generation signed too). A gateway holding another token gets 502.
+All-in-one with a token works too: its in-process calls are signed like remote ones."""
 
 from __future__ import annotations
 
@@ -136,3 +137,15 @@ def test_a_gateway_with_another_token_gets_a_bad_gateway(closed: ClosedStack) ->
         assert error["details"]["upstream_code"] == "internal_unauthorized"
     finally:
         stranger.stop()
+
+
+@pytest.mark.timeout(SLOW_MACHINE_TIMEOUT)
+def test_all_in_one_with_a_token_signs_its_in_process_calls(tmp_path: Path) -> None:
+    server = start_server("all", tmp_path, {"EASEL_INTERNAL_TOKEN": TOKEN})
+    try:
+        assert call(server.url, "image_utils", FORGED).status_code == 200
+        with httpx.Client(base_url=server.url, timeout=120) as api:
+            task_id = submit(api, GENERATE)  # the in-process worker -> in-process generation
+            assert wait_for(api, task_id, "done", "failed")["status"] == "done"
+    finally:
+        server.stop()
