@@ -20,9 +20,11 @@ from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_name
 from easel.compose.settings import EaselSettings, SettingsError
 from easel.core.binding import UnsafeBinding
 from easel.core.identity import ApiScope
+from easel.core.internal_guard import bind_refusal
 from easel.core.logging import configure_logging
 from easel.pod import handoff, lifecycle, watchdog
 from easel.pod import logs as pod_logs
+from easel.pod.internal_token import describe_token, pod_token
 from easel.pod.pidfiles import WATCHDOG, PidFiles
 from easel.pod.plan import PlanError, PodProcess, build_plan, process_name
 from easel.pod.state import snapshot
@@ -86,6 +88,10 @@ def serve(
         if spec.name == "generation":  # compat: the first version's GPU_SERVER_HOST/PORT
             default_port = settings.generation.generation_port
             host = host or settings.generation.generation_host
+        problem = bind_refusal(settings.shared, spec.cli_name, host or gateway.host)
+        if problem is not None:
+            typer.echo(f"easel: {problem}", err=True)
+            raise typer.Exit(2)
     uvicorn.run(
         application,
         host=host or gateway.host,
@@ -181,9 +187,14 @@ def health(
     raise typer.Exit(0 if body.get("status") == "healthy" else 1)
 
 
-def _pod(settings: EaselSettings) -> tuple[list[PodProcess], Supervisor]:
+def _pod(
+    settings: EaselSettings, *, with_token: bool = False
+) -> tuple[list[PodProcess], Supervisor]:
+    """`with_token`: the plan that starts processes, each given the pod's internal token
+    (made now if there is none yet); the others only look at the pod."""
     try:
-        plan = build_plan(settings)
+        token = pod_token(settings).value if with_token else None
+        plan = build_plan(settings, internal_token=token)
     except PlanError as exc:
         typer.echo(f"easel: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -300,6 +311,7 @@ def status() -> None:
     console.print(status_table(states, settings.pod.run_dir))
     for note in notes(states):
         console.print(note)
+    console.print(escape(describe_token(settings)))
     guard = supervisor.files.read_watchdog()
     if guard is not None and guard.alive:
         console.print(f"watchdog: running (pid {guard.pid}); restarts what exits")
@@ -313,7 +325,7 @@ def status() -> None:
 def pod_watchdog() -> None:
     """What `easel up` runs in the background: starts the pod, then restarts what exits."""
     settings = load_settings()
-    plan, supervisor = _pod(settings)
+    plan, supervisor = _pod(settings, with_token=True)
     raise typer.Exit(handoff.run_watchdog(plan, supervisor, settings.pod))
 
 

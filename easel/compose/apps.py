@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from easel.compose.services import ServiceSpec, service_named
 from easel.compose.settings import EaselSettings
 from easel.core.clients import ClientOpener, in_process_client, remote
+from easel.core.internal_guard import configured_token
 
 
 def build_app(spec: ServiceSpec, settings: EaselSettings, **links: ClientOpener) -> FastAPI:
@@ -24,13 +25,14 @@ def connector(spec: ServiceSpec, settings: EaselSettings) -> ClientOpener:
     """How a service reaches `spec`: at its URL, or, when it has none, through an app of
     its own in this process, whose lifespan runs in the caller's stack."""
     url = settings.topology.url(spec.name)
+    token = configured_token(settings.shared)
     if url:
-        return remote(url)
+        return remote(url, token=token)
 
     async def open_own(stack: AsyncExitStack) -> httpx.AsyncClient:
         app = build_app(spec, settings)
         await stack.enter_async_context(app.router.lifespan_context(app))
-        return await stack.enter_async_context(in_process_client(app, spec.name))
+        return await stack.enter_async_context(in_process_client(app, spec.name, token=token))
 
     return open_own
 

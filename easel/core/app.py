@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from easel.core.errors import install_error_handlers
+from easel.core.internal_guard import InternalAuthMiddleware, configured_token
 from easel.core.json_guard import JsonGuardMiddleware
 from easel.core.metrics import HttpMetrics, install_metrics
 from easel.core.middleware import BodyLimitMiddleware, RequestEdgeMiddleware
@@ -44,9 +45,16 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.openapi = truthful_openapi(app, body_models)  # type: ignore[method-assign]
-    # Last added runs first: the edge sees every request, including rejected bodies; the
-    # JSON guard reads only bodies the limit lets through.
+    # Last added runs first: the edge sees every request, including rejected bodies and
+    # refused credentials; no body is read before the credential is checked; the JSON
+    # guard reads only bodies the limit lets through.
     app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        InternalAuthMiddleware,
+        service=metrics.service,
+        token=configured_token(settings),
+        max_age=settings.internal_token_max_age,
+    )
     app.add_middleware(RequestEdgeMiddleware, service=metrics.service, metrics=metrics)
     return app

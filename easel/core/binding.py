@@ -29,18 +29,20 @@ class UnsafeBinding(Exception):
     """A server would listen beyond loopback without checking who calls it."""
 
 
-def check_binding(host: str, *, protected: bool, allowed: bool, missing: str) -> str | None:
+def check_binding(
+    host: str, *, protected: bool, allowed: bool, missing: str, who: str = "easel"
+) -> str | None:
     """None when `host` is loopback or the server is `protected`; a warning to log when it
     is neither but `allowed` (EASEL_ALLOW_UNAUTHENTICATED); otherwise UnsafeBinding.
-    `missing` names what would protect it (e.g. "API keys")."""
+    `missing` names what would protect it (e.g. "API keys"), `who` the server."""
     if protected or is_loopback(host):
         return None
     if allowed:
         return (
-            f"serving on {host} without {missing}: anyone who can reach this address can use "
-            "it (EASEL_ALLOW_UNAUTHENTICATED=true)"
+            f"{who} serves on {host} without {missing}: anyone who can reach this address "
+            "can use it (EASEL_ALLOW_UNAUTHENTICATED=true)"
         )
     raise UnsafeBinding(
-        f"refusing to serve on {host} without {missing}; bind to 127.0.0.1, configure "
-        "them, or set EASEL_ALLOW_UNAUTHENTICATED=true"
+        f"{who} would serve on {host}, reachable from other machines, without {missing}; "
+        "configure it, bind to 127.0.0.1, or set EASEL_ALLOW_UNAUTHENTICATED=true"
     )

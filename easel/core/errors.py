@@ -47,6 +47,14 @@ class Unauthorized(EaselError):
     status, code = 401, "unauthorized"
 
 
+class InternalUnauthorized(Unauthorized):
+    """A service refused a request without a valid `X-Easel-Internal` credential: a code
+    of its own, so the gateway can tell its own token being refused (a misconfiguration)
+    from a client's failed login."""
+
+    code = "internal_unauthorized"
+
+
 class Forbidden(EaselError):
     status, code = 403, "forbidden"
 

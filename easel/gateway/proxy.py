@@ -3,7 +3,12 @@
 Transport failures become SPEC errors here, at the seam: refused -> 503, timeout -> 504,
 broken answer -> 502. A service's own error envelope passes through untouched whatever its
 status (a 502 `workflow_failed` keeps ComfyUI's node in its details, a 503 its Retry-After);
-only a bare or unreadable 5xx, which says nothing a client can use, becomes `bad_gateway`.
+only a bare or unreadable 5xx, which says nothing a client can use, becomes `bad_gateway`,
+and so does a service's refusal of the gateway's own internal credential (a token that
+differs between them: the operator's to fix, not the client's 401).
+
+The identity and credential headers a client sent are dropped; the upstream client signs
+each request with the gateway's (`easel.core.clients.InternalAuth`).
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from easel.core.errors import (
     BadGateway,
     EaselError,
     GatewayTimeout,
+    InternalUnauthorized,
     InvalidInput,
     ServiceUnavailable,
 )
+from easel.core.identity import CALLER_HEADER
+from easel.core.internal_auth import INTERNAL_HEADER
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
 from easel.gateway.upstream import Upstream
 
@@ -47,7 +55,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host"}
+# Who the caller is and that the gateway vouches for it are the gateway's to say, never a
+# client's: a client's own are dropped, whatever the upstream client then adds.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", CALLER_HEADER, INTERNAL_HEADER}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
 # What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes
@@ -117,18 +127,18 @@ def translate_transport_error(service: str, exc: httpx.HTTPError) -> EaselError:
     return BadGateway(f"the {service} service broke off the exchange", details=details)
 
 
-def _is_easel_envelope(body: bytes) -> bool:
-    """`{"error": {"code", "message", ...}, ...}`: what every easel service answers."""
+def _envelope_code(body: bytes) -> str | None:
+    """The code of `{"error": {"code", "message", ...}, ...}`, what every easel service
+    answers; None when `body` is no such envelope."""
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, or nothing a service would send
-        return False
+        return None
     error = parsed.get("error") if isinstance(parsed, dict) else None
-    return (
-        isinstance(error, dict)
-        and isinstance(error.get("code"), str)
-        and isinstance(error.get("message"), str)
-    )
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return None
+    code = error.get("code")
+    return code if isinstance(code, str) else None
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -139,6 +149,23 @@ async def _read_capped(response: httpx.Response) -> bytes:
             break
     await response.aclose()
     return body
+
+
+def _credential_refused(service: str) -> BadGateway:
+    log.error(
+        "the %s service refused the gateway's internal credential: EASEL_INTERNAL_TOKEN "
+        "differs between them (or their clocks, by more than EASEL_INTERNAL_TOKEN_MAX_AGE)",
+        service,
+    )
+    return BadGateway(
+        f"the {service} service refused the gateway's internal credential (a server "
+        "misconfiguration: EASEL_INTERNAL_TOKEN differs between the gateway and the service)",
+        details={
+            "service": service,
+            "upstream_status": 401,
+            "upstream_code": InternalUnauthorized.code,
+        },
+    )
 
 
 def _bad_gateway(service: str, status: int) -> BadGateway:
@@ -206,6 +233,23 @@ async def _send(request: Request, upstream: Upstream) -> httpx.Response:
     return sending.result()
 
 
+async def _read_failure(upstream: Upstream, response: httpx.Response, started: float) -> Response:
+    """A 5xx, or a 401: read whole (they are small) to tell what the client may see."""
+    body = await _read_capped(response)
+    code = _envelope_code(body)
+    status = response.status_code
+    if status == 401:
+        if code != InternalUnauthorized.code:  # the service's own 401: the client's to see
+            upstream.record(ok=True, started=started)
+            return Response(body, status, headers=dict(_response_headers(response)))
+        upstream.record(ok=False, started=started, detail="internal credential refused")
+        raise _credential_refused(upstream.name)
+    upstream.record(ok=False, started=started, detail=f"HTTP {status}")
+    if code is None:
+        raise _bad_gateway(upstream.name, status)
+    return Response(body, status, headers=dict(_response_headers(response)))
+
+
 async def forward(request: Request, upstream: Upstream) -> Response:
     started = time.monotonic()
     try:
@@ -217,12 +261,8 @@ async def forward(request: Request, upstream: Upstream) -> Response:
         upstream.record(ok=False, started=started, detail=repr(exc))
         raise translate_transport_error(upstream.name, exc) from exc
 
-    if response.status_code >= 500:
-        body = await _read_capped(response)
-        upstream.record(ok=False, started=started, detail=f"HTTP {response.status_code}")
-        if not _is_easel_envelope(body):
-            raise _bad_gateway(upstream.name, response.status_code)
-        return Response(body, response.status_code, headers=dict(_response_headers(response)))
+    if response.status_code >= 500 or response.status_code == 401:
+        return await _read_failure(upstream, response, started)
 
     upstream.record(ok=True, started=started)
     streamed = StreamingResponse(

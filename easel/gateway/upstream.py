@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from easel.core.clients import in_process_client
+from easel.core.clients import InternalAuth, in_process_client
+from easel.core.internal_guard import configured_token
 from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
@@ -77,8 +78,10 @@ def build_client(
         write=endpoint.timeout,
         pool=endpoint.timeout,
     )
+    # Health probes and forwarded requests alike carry the caller and the credential.
+    token = configured_token(settings)
     if app is not None:
-        return in_process_client(app, endpoint.name, timeout=timeout)
+        return in_process_client(app, endpoint.name, timeout=timeout, token=token)
     assert endpoint.url is not None
     limits = httpx.Limits(
         max_connections=settings.max_connections,
@@ -86,5 +89,8 @@ def build_client(
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     return httpx.AsyncClient(
-        transport=_remote_transport(settings, limits), base_url=endpoint.url, timeout=timeout
+        transport=_remote_transport(settings, limits),
+        base_url=endpoint.url,
+        timeout=timeout,
+        auth=InternalAuth(token),
     )

@@ -26,6 +26,7 @@ from httpx_sse import EventSource
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from easel.core.clients import calling_as
 from easel.core.events import (
     GENERATION_EVENT_ADAPTER,
     Cancelled,
@@ -45,6 +46,7 @@ from easel.core.events import (
     Started,
     Succeeded,
 )
+from easel.core.identity import ApiScope, Caller
 from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
 from easel.jobs.job_log import job_ended, job_started
 from easel.jobs.models import Job
@@ -67,6 +69,12 @@ class WorkerConfig:
     # waiting in one attempt.
     health_poll_s: float = 1.0
     outage_window_s: float = 300.0
+
+
+def job_caller(job: Job) -> Caller:
+    """Whom the worker's calls to generation are for: the job's owner. The job records
+    its owner's name only; generating is all a job needs to be allowed."""
+    return Caller(name=job.owner, scopes=frozenset({ApiScope.GENERATE}))
 
 
 class _Stop(Exception):
@@ -173,7 +181,8 @@ class Worker:
         )
         started = job_started(job, worker_id=self.worker_id)
         try:
-            await self._supervise(report)
+            with calling_as(job_caller(job)):  # generation sees whose job it runs
+                await self._supervise(report)
         finally:
             report.close()
             job_ended(job, outcome=report.outcome or "requeued or stopped", started=started)

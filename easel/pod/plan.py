@@ -40,7 +40,11 @@ class PodProcess:
     health_url: str | None = None  # None: alive is all we can know (workers)
 
 
-def build_plan(settings: EaselSettings, *, python: str = sys.executable) -> list[PodProcess]:
+def build_plan(
+    settings: EaselSettings, *, python: str = sys.executable, internal_token: str | None = None
+) -> list[PodProcess]:
+    """`internal_token`: the one every easel process of the pod is given (services,
+    workers, gateway; not ComfyUI); `easel up` passes the pod's (`internal_token.py`)."""
     pod = settings.pod
     selected = selected_services(pod.pod_services)
     try:
@@ -51,24 +55,27 @@ def build_plan(settings: EaselSettings, *, python: str = sys.executable) -> list
     hosts = {spec.name: bind_host(settings, spec.name) for spec in specs}
     # Every process learns where every pod service is: the gateway routes to them, the job
     # manager and workers call generation by URL instead of loading a second model copy.
-    urls = {
+    # And all hold the same internal token, so the services answer only the pod's own.
+    common = {
         f"EASEL_{spec.name.upper()}_URL": _url(hosts[spec.name], ports[spec.name]) for spec in specs
     }
+    if internal_token is not None:
+        common["EASEL_INTERNAL_TOKEN"] = internal_token
     easel = (python, "-m", "easel")
     plan: list[PodProcess] = []
     if pod.comfyui_command:
         plan.append(comfyui_process(pod.comfyui_command, settings.generation.comfyui_api_url))
     for spec in specs:
-        env = {k: v for k, v in urls.items() if k != f"EASEL_{spec.name.upper()}_URL"}
+        env = {k: v for k, v in common.items() if k != f"EASEL_{spec.name.upper()}_URL"}
         if spec.name == "job_manager" and pod.pod_workers:
             env["EASEL_JOBS_IN_PROCESS_WORKER"] = "false"  # the worker processes run jobs
         plan.append(_server(easel, spec.cli_name, hosts[spec.name], ports[spec.name], env))
     for index in range(1, pod.pod_workers + 1):
-        plan.append(PodProcess(f"{WORKER}-{index}", (*easel, "worker"), env=urls))
+        plan.append(PodProcess(f"{WORKER}-{index}", (*easel, "worker"), env=common))
     if GATEWAY in selected:
         host = bind_host(settings, GATEWAY)
         port = pod.pod_ports.get(GATEWAY, settings.gateway.port)
-        plan.append(_server(easel, GATEWAY, host, port, urls))
+        plan.append(_server(easel, GATEWAY, host, port, common))
     return plan
 
 

@@ -25,6 +25,7 @@ import pytest
 from easel.compose.services import SERVICES
 from easel.pod.plan import dependency_order
 from tests.pod.helpers import FAKE_COMFYUI, is_gone, pid_records, run_easel, wait_gone
+from tests.support.images import b64, noise_image
 from tests.support.servers import free_port
 
 
@@ -180,6 +181,25 @@ def test_a_killed_service_is_restarted_by_the_watchdog_and_only_it(pod: Pod) -> 
     assert {k: v for k, v in after.items() if k != "image-utils"} == {
         k: v for k, v in before.items() if k != "image-utils"
     }
+
+
+def test_the_pod_is_closed_by_one_token_that_outlives_restarts(pod: Pod) -> None:
+    # Runs after the watchdog restarted image-utils: the new process holds the same token.
+    token_file = pod.run_dir / "internal-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    ports = json.loads(pod.env["EASEL_POD_PORTS"])
+    resize = {"image": b64(noise_image(32, 32)), "width": 16}
+    direct = httpx.post(
+        f"http://127.0.0.1:{ports['image-utils']}/api/image-utils/resize", json=resize, timeout=30
+    )
+    assert direct.status_code == 401, direct.text
+    assert direct.json()["error"]["code"] == "internal_unauthorized"
+    through = httpx.post(
+        f"http://127.0.0.1:{pod.gateway_port}/api/image-utils/resize", json=resize, timeout=30
+    )
+    assert through.status_code == 200, through.text
+    status = pod.easel("status")
+    assert f"internal token: generated for this pod, in {token_file}" in status.stdout
 
 
 def test_down_leaves_no_process_behind(pod: Pod) -> None:

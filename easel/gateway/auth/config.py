@@ -56,4 +56,5 @@ def check_gateway_binding(settings: GatewaySettings, host: str) -> str | None:
         protected=store.enabled,
         allowed=settings.allow_unauthenticated,
         missing="API keys (`easel keys create`, or EASEL_API_KEYS)",
+        who="the gateway",
     )
