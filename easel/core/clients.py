@@ -1,5 +1,6 @@
 """How one service gets an HTTP client of another: one `httpx.AsyncClient`, only the
-transport differs between a remote service (by URL) and one in this process (ASGI)."""
+transport differs between a remote service (by URL) and one in this process (ASGI). Every
+call carries the current trace (`traceparent`, `easel.core.tracing`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 from starlette.types import ASGIApp
 
 from easel.core.asgi_transport import StreamingASGITransport
+from easel.core.tracing import trace_hooks
 
 ClientOpener = Callable[[AsyncExitStack], Awaitable[httpx.AsyncClient]]
 """Opens a client of another service into the caller's exit stack (closed with it)."""
@@ -24,6 +26,7 @@ def in_process_client(
         transport=StreamingASGITransport(app),
         base_url=f"http://{key.replace('_', '-')}.in-process",
         timeout=timeout or httpx.Timeout(5.0),
+        event_hooks=trace_hooks(),
     )
 
 
@@ -31,7 +34,8 @@ def remote(url: str) -> ClientOpener:
     """An opener of a client of the service at `url`."""
 
     async def open_client(stack: AsyncExitStack) -> httpx.AsyncClient:
-        return await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+        client = httpx.AsyncClient(base_url=url, event_hooks=trace_hooks())
+        return await stack.enter_async_context(client)
 
     return open_client
 

@@ -29,6 +29,7 @@ from easel.core.errors import (
     ServiceUnavailable,
 )
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
+from easel.core.tracing import TRACEPARENT, TRACESTATE
 from easel.gateway.upstream import Upstream
 
 log = logging.getLogger("easel.gateway.proxy")
@@ -47,7 +48,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host"}
+# The client's trace headers name its span: the service gets the gateway's instead, from
+# the upstream client's trace hook (`easel.core.tracing.inject_trace`).
+_NOT_FORWARDED = HOP_BY_HOP | {"host", TRACEPARENT, TRACESTATE}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
 # What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes

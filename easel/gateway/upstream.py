@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from easel.core.clients import in_process_client
+from easel.core.tracing import trace_hooks
 from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
@@ -86,5 +87,8 @@ def build_client(
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     return httpx.AsyncClient(
-        transport=_remote_transport(settings, limits), base_url=endpoint.url, timeout=timeout
+        transport=_remote_transport(settings, limits),
+        base_url=endpoint.url,
+        timeout=timeout,
+        event_hooks=trace_hooks(),  # the trace of the request proxied (or probe made)
     )

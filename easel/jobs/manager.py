@@ -20,6 +20,8 @@ from easel.core.body import validate_fields
 from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
 from easel.core.events import JobEvent, JobSucceeded, is_terminal
 from easel.core.generation_api import GenerationRequest
+from easel.core.request_context import task_id_var
+from easel.jobs.context import submitted_trace
 from easel.jobs.eta import Durations, queued_eta, remaining
 from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
 from easel.jobs.results import ResultFiles
@@ -161,6 +163,7 @@ class JobManager:
             webhook=options.webhook,
             idempotency_key=idempotency_key,
             request_hash=request_hash(body) if idempotency_key else None,
+            **submitted_trace(),
         )
         try:
             stored = await self.store.submit(job, max_queued=self.limits.max_queued)
@@ -176,6 +179,7 @@ class JobManager:
                 "this Idempotency-Key was used with a different request body",
                 details={"idempotency_key": idempotency_key},
             ) from conflict
+        task_id_var.set(stored.id)  # the rest of the submit request's log lines name the job
         return stored
 
     # ---- reads -------------------------------------------------------------------------
