@@ -15,7 +15,9 @@ from rich.table import Table
 
 from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
 from easel.compose.settings import EaselSettings, SettingsError
+from easel.core import telemetry
 from easel.core.logging import configure_logging
+from easel.core.telemetry import Telemetry
 from easel.pod import handoff, lifecycle, watchdog
 from easel.pod import logs as pod_logs
 from easel.pod.pidfiles import WATCHDOG, PidFiles
@@ -43,6 +45,16 @@ def load_settings() -> EaselSettings:
     try:
         return EaselSettings.load()
     except SettingsError as exc:
+        typer.echo(f"easel: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def start_telemetry(settings: EaselSettings, service: str) -> Telemetry | None:
+    """OpenTelemetry when EASEL_OTEL_ENDPOINT is set, or one clear line and exit 2
+    when the `otel` extra is missing."""
+    try:
+        return telemetry.setup(settings.shared.otel_endpoint, service=service)
+    except telemetry.TelemetryUnavailable as exc:
         typer.echo(f"easel: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -80,6 +92,9 @@ def serve(
         if spec.name == "generation":  # compat: the first version's GPU_SERVER_HOST/PORT
             default_port = settings.generation.generation_port
             host = host or settings.generation.generation_host
+    traces = start_telemetry(settings, target.value)
+    if traces is not None:
+        traces.instrument_app(application)
     uvicorn.run(
         application,
         host=host or gateway.host,
@@ -104,6 +119,7 @@ def worker(
 
     settings = load_settings()
     configure_logging(settings.shared.log_level, settings.shared.log_format)
+    start_telemetry(settings, "worker")
     asyncio.run(run_worker(settings, concurrency=concurrency))
 
 
