@@ -172,8 +172,7 @@ def _require_public(url: httpx.URL, addresses: list[IPAddress]) -> None:
     for address in addresses:
         if not is_public(address):
             raise UrlRefused(
-                f"{url.host!r} is a loopback, private or otherwise non-public address"
-                f" ({address})",
+                f"{url.host!r} is a loopback, private or otherwise non-public address ({address})",
                 non_public=True,
             )
 

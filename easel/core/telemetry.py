@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-EXTRA_HINT = "EASEL_OTEL_ENDPOINT is set but OpenTelemetry is not installed: pip install 'easel[otel]'"
+EXTRA_HINT = (
+    "EASEL_OTEL_ENDPOINT is set but OpenTelemetry is not installed: pip install 'easel[otel]'"
+)
 
 
 class TelemetryUnavailable(RuntimeError):

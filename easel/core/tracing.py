@@ -156,7 +156,7 @@ _bridge: SpanBridge | None = None
 
 
 def set_bridge(bridge: SpanBridge | None) -> None:
-    global _bridge  # noqa: PLW0603 - one tracing library per process, set at start-up
+    global _bridge  # one tracing library per process, set at start-up
     _bridge = bridge
 
 

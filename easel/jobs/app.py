@@ -27,8 +27,8 @@ from easel.core.container import container_of, install_container
 from easel.core.errors import InvalidInput
 from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
-from easel.core.request_context import task_id_var
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
+from easel.core.request_context import task_id_var
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.results import ResultFiles

@@ -173,7 +173,9 @@ class WebhookSender:
             try:  # the address is checked again: what the name resolves to may have changed
                 outcome, retry = await self._attempt(url, msg_id, body)
             except UrlRefused as exc:
-                log.warning("webhook %s of job %s refused: %s", msg_id, job.id, refused(exc).message)
+                log.warning(
+                    "webhook %s of job %s refused: %s", msg_id, job.id, refused(exc).message
+                )
                 return False
             if outcome is None:
                 log.info("webhook %s of job %s delivered (attempt %d)", msg_id, job.id, attempt)

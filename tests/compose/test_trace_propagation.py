@@ -84,7 +84,9 @@ def split_pod(tmp: Path) -> Iterator[dict[str, ServerProcess]]:
         jobs_env = {**urls, "EASEL_JOBS_IN_PROCESS_WORKER": "false"}
         jobs = started("job_manager", start_server("jobs", tmp, jobs_env))
         started("worker", start_worker(tmp, urls))
-        started("gateway", start_server("gateway", tmp, {**urls, "EASEL_JOB_MANAGER_URL": jobs.url}))
+        started(
+            "gateway", start_server("gateway", tmp, {**urls, "EASEL_JOB_MANAGER_URL": jobs.url})
+        )
         yield processes
 
 
@@ -142,7 +144,9 @@ def test_one_traceparent_reaches_every_process_and_the_webhook(tmp_path: Path) -
     assert {line["service"] for line in worker_lines} == {"worker"}
     assert all(line["task_id"] == task_id for line in worker_lines)
     assert any(line["message"].startswith(f"job {task_id} started") for line in worker_lines)
-    streamed = [line for line in logged["generation"] if line.get("route") == "/api/generate/stream"]
+    streamed = [
+        line for line in logged["generation"] if line.get("route") == "/api/generate/stream"
+    ]
     assert streamed and streamed[0]["service"] == "generation"
 
     # The webhook POST names the delivery's span (a worker log line) as its parent.

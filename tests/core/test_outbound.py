@@ -118,7 +118,9 @@ async def test_a_post_redirected_by_303_becomes_a_get_and_307_keeps_it() -> None
     for status, method, body in ((303, "GET", b""), (307, "POST", b"payload")):
         answer, seen = redirecting("http://cdn.example.com/next", status)
         client = client_of(answer)
-        await client.request("POST", "http://hooks.example.com/", content=b"payload", max_redirects=1)
+        await client.request(
+            "POST", "http://hooks.example.com/", content=b"payload", max_redirects=1
+        )
         assert seen[-1].method == method and seen[-1].content == body
 
 

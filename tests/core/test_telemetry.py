@@ -36,7 +36,9 @@ INCOMING = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 @pytest.fixture()
 def traces() -> Iterator[telemetry.Telemetry]:
-    traces = telemetry.setup(None, service="test", exporter=InMemorySpanExporter(), set_global=False)
+    traces = telemetry.setup(
+        None, service="test", exporter=InMemorySpanExporter(), set_global=False
+    )
     assert traces is not None
     try:
         yield traces

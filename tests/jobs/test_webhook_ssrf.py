@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from easel.core.errors import InvalidInput
 from easel.core.events import JOB_EVENT_ADAPTER, EventType
-from easel.jobs.models import Job, WebhookSpec
 from easel.core.outbound import IPAddress, OutboundClient
+from easel.jobs.models import Job, WebhookSpec
 from easel.jobs.webhooks import WebhookSender, check_webhook_url, verify
 from tests.support.downstream import serving_in_thread
 from tests.support.servers import free_port

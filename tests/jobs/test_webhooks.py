@@ -21,8 +21,8 @@ from easel.core.events import (
     JobStarted,
     Progress,
 )
-from easel.jobs.models import Job, WebhookSpec
 from easel.core.outbound import OutboundClient
+from easel.jobs.models import Job, WebhookSpec
 from easel.jobs.webhooks import (
     Webhooks,
     WebhookSender,
