@@ -32,17 +32,16 @@ from typing import Any
 
 import httpx
 
-from easel.core.errors import InvalidInput
-from easel.core.events import EventType, JobEvent, job_event_data
-from easel.core.outbound import (
+from easel.core.address_guard import (
     SYSTEM_RESOLVER,
     HostUnresolved,
-    OutboundClient,
-    OutboundError,
     Resolver,
     UrlRefused,
     check_url,
 )
+from easel.core.errors import InvalidInput
+from easel.core.events import EventType, JobEvent, job_event_data
+from easel.core.outbound import OutboundClient, OutboundError
 from easel.jobs.context import job_context
 from easel.jobs.models import Job, WebhookEvent, WebhookSpec
 

@@ -11,14 +11,13 @@ import httpx
 import pytest
 
 from easel import __version__
+from easel.core.address_guard import IPAddress, UrlRefused
 from easel.core.outbound import (
-    IPAddress,
     OutboundClient,
     OutboundLimits,
     OutboundTimeout,
     ResponseTooLarge,
     TooManyRedirects,
-    UrlRefused,
 )
 from easel.core.tracing import TraceContext, traced
 

@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from easel.core.address_guard import IPAddress
 from easel.core.errors import InvalidInput
 from easel.core.events import JOB_EVENT_ADAPTER, EventType
-from easel.core.outbound import IPAddress, OutboundClient
+from easel.core.outbound import OutboundClient
 from easel.jobs.models import Job, WebhookSpec
 from easel.jobs.webhooks import WebhookSender, check_webhook_url, verify
 from tests.support.downstream import serving_in_thread
