@@ -18,10 +18,12 @@ from rich.table import Table
 from easel.compose.access import KeyAdmin, KeyFileError, check_serving, keys_of
 from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
 from easel.compose.settings import EaselSettings, SettingsError
+from easel.core import telemetry
 from easel.core.binding import UnsafeBinding
 from easel.core.identity import ApiScope
 from easel.core.internal_guard import bind_refusal
 from easel.core.logging import configure_logging
+from easel.core.telemetry import Telemetry
 from easel.pod import handoff, lifecycle, watchdog
 from easel.pod import logs as pod_logs
 from easel.pod.internal_token import describe_token, pod_token
@@ -50,6 +52,16 @@ def load_settings() -> EaselSettings:
     try:
         return EaselSettings.load()
     except SettingsError as exc:
+        typer.echo(f"easel: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def start_telemetry(settings: EaselSettings, service: str) -> Telemetry | None:
+    """OpenTelemetry when EASEL_OTEL_ENDPOINT is set, or one clear line and exit 2
+    when the `otel` extra is missing."""
+    try:
+        return telemetry.setup(settings.shared.otel_endpoint, service=service)
+    except telemetry.TelemetryUnavailable as exc:
         typer.echo(f"easel: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -92,6 +104,9 @@ def serve(
         if problem is not None:
             typer.echo(f"easel: {problem}", err=True)
             raise typer.Exit(2)
+    traces = start_telemetry(settings, target.value)
+    if traces is not None:
+        traces.instrument_app(application)
     uvicorn.run(
         application,
         host=host or gateway.host,
@@ -128,6 +143,7 @@ def worker(
 
     settings = load_settings()
     configure_logging(settings.shared.log_level, settings.shared.log_format)
+    start_telemetry(settings, "worker")
     asyncio.run(run_worker(settings, concurrency=concurrency))
 
 

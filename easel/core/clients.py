@@ -2,7 +2,8 @@
 transport differs between a remote service (by URL) and one in this process (ASGI).
 
 Every such client signs what it sends (`InternalAuth`), so no call to a service can leave
-without the caller and the internal credential."""
+without the caller and the internal credential, and carries the current trace
+(`traceparent`, `easel.core.tracing`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.identity import CALLER_HEADER, LOCAL_CALLER, Caller, caller_var, current_caller
 from easel.core.internal_auth import INTERNAL_HEADER, outbound_headers
+from easel.core.tracing import trace_hooks
 
 ClientOpener = Callable[[AsyncExitStack], Awaitable[httpx.AsyncClient]]
 """Opens a client of another service into the caller's exit stack (closed with it)."""
@@ -62,6 +64,7 @@ def in_process_client(
         base_url=f"http://{key.replace('_', '-')}.in-process",
         timeout=timeout or httpx.Timeout(5.0),
         auth=InternalAuth(token),
+        event_hooks=trace_hooks(),
     )
 
 
@@ -69,7 +72,9 @@ def remote(url: str, *, token: str | None = None) -> ClientOpener:
     """An opener of a client of the service at `url`."""
 
     async def open_client(stack: AsyncExitStack) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(base_url=url, auth=InternalAuth(token))
+        client = httpx.AsyncClient(
+            base_url=url, auth=InternalAuth(token), event_hooks=trace_hooks()
+        )
         return await stack.enter_async_context(client)
 
     return open_client

@@ -8,9 +8,27 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from easel.core.images import quiet_pillow
-from easel.core.request_context import current_request_id
+from easel.core.request_context import current_request_id, current_service, current_task_id
+from easel.core.tracing import current_trace
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
+
+
+def context_fields() -> dict[str, str]:
+    """Where a line is written now: request id, service, trace and span, job."""
+    fields: dict[str, str] = {}
+    for name, value in (
+        ("request_id", current_request_id()),
+        ("service", current_service()),
+        ("task_id", current_task_id()),
+    ):
+        if value:
+            fields[name] = value
+    trace = current_trace()
+    if trace is not None:
+        fields["trace_id"] = trace.trace_id
+        fields["span_id"] = trace.span_id
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,9 +39,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None) or current_request_id()
-        if request_id:
-            payload["request_id"] = request_id
+        payload.update(context_fields())  # a record stamped by the filter overrides these
         payload.update(
             {k: v for k, v in vars(record).items() if k not in _RESERVED and k != "request_tag"}
         )
@@ -33,13 +49,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the request id current where it was logged (in the
-    request's context, before any handler or queue can move it elsewhere)."""
+    """Stamps each record with the context current where it was logged (in the request's
+    or job's context, before any handler or queue can move it elsewhere): request id,
+    service, trace and span ids, task id. What the call gave in `extra` wins."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        request_id = current_request_id()
-        if request_id and not hasattr(record, "request_id"):
-            record.request_id = request_id
+        for name, value in context_fields().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
         return True
 
 

@@ -1,8 +1,10 @@
 """Pure-ASGI middleware shared by every app (no BaseHTTPMiddleware: it buffers and is slow).
 
-- `RequestEdgeMiddleware`: request id in and out, one log line and metrics per request
-  (health polls at DEBUG; a client that left early is said so on that line, not as an
-  error), and the JSON envelope for anything unexpected.
+- `RequestEdgeMiddleware`: request id in and out, the request's trace span (W3C
+  `traceparent` continued or started, `easel.core.tracing`) and service for every log line
+  under it, one log line and metrics per request (health polls at DEBUG; a client that left
+  early is said so on that line, not as an error), and the JSON envelope for anything
+  unexpected.
 - `BodyLimitMiddleware`: 413 for bodies over the limit, by Content-Length or while streaming.
 - `SecurityHeadersMiddleware`: the browser-facing headers the gateway adds to every response.
 """
@@ -21,7 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from easel.core.errors import PayloadTooLarge, error_body
 from easel.core.metrics import HttpMetrics
-from easel.core.request_context import REQUEST_ID_HEADER, accept_or_create, request_id_var
+from easel.core.request_context import (
+    REQUEST_ID_HEADER,
+    accept_or_create,
+    request_id_var,
+    service_var,
+    task_id_var,
+)
+from easel.core.tracing import TRACEPARENT, TRACESTATE, at_edge, trace_var
 
 access_log = logging.getLogger("easel.access")
 
@@ -31,6 +40,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _joined(scope: Scope, name: bytes) -> str | None:
+    """Every value of a list header, as one (how W3C says to read a repeated tracestate)."""
+    values = [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name]
+    return ",".join(values) if values else None
 
 
 async def send_json_error(
@@ -102,6 +117,10 @@ class RequestEdgeMiddleware:
             return
         request_id = accept_or_create(_header(scope, REQUEST_ID_HEADER.encode()))
         token = request_id_var.set(request_id)
+        trace = at_edge(_header(scope, TRACEPARENT.encode()), _joined(scope, TRACESTATE.encode()))
+        trace_token = trace_var.set(trace)
+        service_token = service_var.set(self.service)
+        task_token = task_id_var.set(None)  # a job route sets it (`easel.jobs.app`)
         started = time.perf_counter()
         seen = _Exchange()
 
@@ -134,6 +153,9 @@ class RequestEdgeMiddleware:
                     await _send_internal_error(send_with_id)
         finally:
             self._log(scope, seen, time.perf_counter() - started)
+            task_id_var.reset(task_token)
+            service_var.reset(service_token)
+            trace_var.reset(trace_token)
             request_id_var.reset(token)
 
     def _log(self, scope: Scope, seen: _Exchange, elapsed: float) -> None:

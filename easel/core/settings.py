@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from easel.core.outbound import OutboundLimits
+
 
 def env(name: str, *legacy: str) -> AliasChoices:
     """`EASEL_<name>`, then the first deployments' names for the same value."""
@@ -85,6 +87,9 @@ class SharedSettings(EaselSettingsBase):
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=env("LOG_FORMAT", "LOG_FORMAT")
     )
+    # Set: traces go to this OTLP/HTTP collector (`easel.core.telemetry`; needs the `otel`
+    # extra), e.g. http://127.0.0.1:4318/v1/traces.
+    otel_endpoint: str | None = Field(None, validation_alias=env("OTEL_ENDPOINT"))
 
     @property
     def version(self) -> str:
@@ -114,6 +119,26 @@ class MaskLimitSettings(EaselSettingsBase):
     mask_max_radius_ratio: float = Field(1.0, gt=0, validation_alias=env("MASK_MAX_RADIUS_RATIO"))
     # Dilate and erode of a grey mask cost radius^2 per pixel: their own, smaller bound.
     mask_grey_max_radius: int = Field(8, ge=0, le=64, validation_alias=env("MASK_GREY_MAX_RADIUS"))
+
+
+class OutboundSettings(EaselSettingsBase):
+    """Caps on the calls the server makes to outside URLs (`easel.core.outbound`: webhooks
+    today); read by every service that makes them."""
+
+    # Seconds for one whole call: connecting, sending, redirects, reading the answer.
+    outbound_timeout: float = Field(30.0, gt=0, validation_alias=env("OUTBOUND_TIMEOUT"))
+    # The largest answer read; a larger one fails the call.
+    outbound_max_response_mb: float = Field(
+        20.0, gt=0, validation_alias=env("OUTBOUND_MAX_RESPONSE_MB")
+    )
+
+    @property
+    def outbound_limits(self) -> OutboundLimits:
+        return OutboundLimits(
+            timeout_s=self.outbound_timeout,
+            max_response_bytes=int(self.outbound_max_response_mb * 1024 * 1024),
+            connect_timeout_s=min(5.0, self.outbound_timeout),
+        )
 
 
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:

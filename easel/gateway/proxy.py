@@ -37,6 +37,7 @@ from easel.core.errors import (
 from easel.core.identity import CALLER_HEADER
 from easel.core.internal_auth import INTERNAL_HEADER
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
+from easel.core.tracing import TRACEPARENT, TRACESTATE
 from easel.gateway.upstream import Upstream
 
 log = logging.getLogger("easel.gateway.proxy")
@@ -56,8 +57,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Who the caller is and that the gateway vouches for it are the gateway's to say, never a
-# client's: a client's own are dropped, whatever the upstream client then adds.
-_NOT_FORWARDED = HOP_BY_HOP | {"host", CALLER_HEADER, INTERNAL_HEADER}
+# client's: a client's own are dropped, whatever the upstream client then adds. The
+# client's trace headers name its span: the service gets the gateway's instead, from the
+# upstream client's trace hook (`easel.core.tracing.inject_trace`).
+_NOT_FORWARDED = HOP_BY_HOP | {"host", CALLER_HEADER, INTERNAL_HEADER, TRACEPARENT, TRACESTATE}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
 # What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from easel.core.clients import InternalAuth, in_process_client
 from easel.core.internal_guard import configured_token
+from easel.core.tracing import trace_hooks
 from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
@@ -93,4 +94,5 @@ def build_client(
         base_url=endpoint.url,
         timeout=timeout,
         auth=InternalAuth(token),
+        event_hooks=trace_hooks(),  # the trace of the request proxied (or probe made)
     )

@@ -30,6 +30,7 @@ from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.identity import current_caller
 from easel.core.metrics import HttpMetrics
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
+from easel.core.request_context import task_id_var
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.queue_metrics import QueueMetrics
@@ -54,7 +55,17 @@ class JobsContainer:
 
 
 Container = Annotated[JobsContainer, Depends(container_of(JobsContainer))]
-router = APIRouter(tags=["jobs"])
+
+
+async def _names_its_job(request: Request) -> None:
+    """The log lines of a route about one job (`{task_id}`) name it. Async, so that it
+    runs in the request's own context (the edge clears it afterwards)."""
+    task_id = request.path_params.get("task_id")
+    if task_id is not None:
+        task_id_var.set(str(task_id))
+
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(_names_its_job)])
 JOB_EVENTS_EXAMPLE = (
     'id: 1\nevent: queued\ndata: {"type": "queued", "status": "queued"}\n\n'
     'id: 2\nevent: started\ndata: {"type": "started", "attempt": 1}\n\n'

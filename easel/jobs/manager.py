@@ -21,7 +21,9 @@ from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooM
 from easel.core.events import JobEvent, JobSucceeded, is_terminal
 from easel.core.generation_api import GenerationRequest
 from easel.core.identity import Caller, current_caller
+from easel.core.request_context import task_id_var
 from easel.jobs import access
+from easel.jobs.context import submitted_trace
 from easel.jobs.eta import Durations, queued_eta, remaining
 from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
 from easel.jobs.results import ResultFiles
@@ -185,6 +187,7 @@ class JobManager:
             webhook=options.webhook,
             idempotency_key=idempotency_key,
             request_hash=request_hash(body) if idempotency_key else None,
+            **submitted_trace(),
         )
         try:
             stored = await self.store.submit(
@@ -215,6 +218,7 @@ class JobManager:
                 "this Idempotency-Key was used with a different request body",
                 details={"idempotency_key": idempotency_key},
             ) from conflict
+        task_id_var.set(stored.id)  # the rest of the submit request's log lines name the job
         return stored
 
     async def _first_end(self, owner: str, most: int) -> int:

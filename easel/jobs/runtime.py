@@ -7,8 +7,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-import httpx
-
+from easel.core.outbound import OutboundClient
 from easel.jobs.liveness import NoWorkerWarning
 from easel.jobs.manager import JobManager
 from easel.jobs.queue_metrics import QueueMetrics
@@ -35,21 +34,17 @@ async def open_webhooks(settings: JobsSettings, stack: AsyncExitStack) -> Webhoo
     are refused. Deliveries still under way are cancelled when `stack` closes."""
     sender = None
     if settings.webhook_secret is not None:
-        # No redirects: the address guard checks only the URL the job gave. No kept-alive
-        # connections: each delivery connects to the address it checked, and a pooled
-        # connection (keyed by that address) could carry another name's TLS session.
-        client = httpx.AsyncClient(
-            follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
+        outbound = OutboundClient(
+            allow_private=settings.webhook_allow_private, limits=settings.outbound_limits
         )
         sender = WebhookSender(
-            client=await stack.enter_async_context(client),
+            outbound=await stack.enter_async_context(outbound),
             secret=settings.webhook_secret.get_secret_value(),
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff,
             timeout_s=settings.webhook_timeout,
-            allow_private=settings.webhook_allow_private,
         )
-    webhooks = Webhooks(sender, allow_private=settings.webhook_allow_private)
+    webhooks = Webhooks(sender)
     stack.push_async_callback(webhooks.aclose)
     return webhooks
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from easel.core.settings import EaselSettingsBase, SharedSettings, env
+from easel.core.settings import EaselSettingsBase, OutboundSettings, SharedSettings, env
 
 
 class WebhookSettings(EaselSettingsBase):
@@ -36,7 +36,7 @@ class WebhookSettings(EaselSettingsBase):
         return value
 
 
-class JobsSettings(SharedSettings, WebhookSettings):
+class JobsSettings(SharedSettings, WebhookSettings, OutboundSettings):
     """Everything the job manager and its workers read."""
 
     jobs_backend: Literal["sqlite", "redis"] = Field("sqlite", validation_alias=env("JOBS_BACKEND"))

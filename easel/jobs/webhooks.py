@@ -9,10 +9,11 @@ base64 key, as Standard Webhooks libraries expect, or any other string, whose UT
 bytes are the key. `sign` and `verify` here are what a receiver written in Python needs.
 
 Deliveries run in the background (`Webhooks.notify`); they never block or fail a job.
-URLs are checked at submit and again before each attempt, and each attempt connects to
-exactly the address checked (`webhook_guard`): loopback, private, link-local and other
-non-public addresses are refused unless EASEL_WEBHOOK_ALLOW_PRIVATE. Redirects are not
-followed (they could lead anywhere).
+They go through the server's outbound client (`easel.core.outbound`): URLs are checked at
+submit and again before each attempt, and each attempt connects to exactly the address
+checked: loopback, private, link-local and other non-public addresses are refused unless
+EASEL_WEBHOOK_ALLOW_PRIVATE. Redirects are not followed (a 3xx is a failed attempt). Each
+POST carries the job's trace (`traceparent`: a span of the trace that submitted the job).
 """
 
 from __future__ import annotations
@@ -31,17 +32,18 @@ from typing import Any
 
 import httpx
 
-from easel.core.errors import InvalidInput
-from easel.core.events import EventType, JobEvent, job_event_data
-from easel.jobs.models import Job, WebhookEvent, WebhookSpec
-from easel.jobs.webhook_guard import (
+from easel.core.address_guard import (
     SYSTEM_RESOLVER,
     HostUnresolved,
     Resolver,
-    Target,
-    check_webhook_url,
-    pin,
+    UrlRefused,
+    check_url,
 )
+from easel.core.errors import InvalidInput
+from easel.core.events import EventType, JobEvent, job_event_data
+from easel.core.outbound import OutboundClient, OutboundError
+from easel.jobs.context import job_context
+from easel.jobs.models import Job, WebhookEvent, WebhookSpec
 
 log = logging.getLogger("easel.jobs.webhooks")
 
@@ -95,6 +97,24 @@ def verify(
     return any(hmac.compare_digest(expected, given) for given in signature.split())
 
 
+# ---- addresses ------------------------------------------------------------------------
+def refused(exc: UrlRefused) -> InvalidInput:
+    """A refused webhook URL, as the submit's 422 names it."""
+    hint = "; set EASEL_WEBHOOK_ALLOW_PRIVATE=true to allow it" if exc.non_public else ""
+    return InvalidInput.field("webhook.url", exc.message + hint)
+
+
+async def check_webhook_url(
+    url: str, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER
+) -> None:
+    """Raise InvalidInput naming `webhook.url` unless `url` is http(s) with a host that
+    is (and resolves only to) public addresses; `allow_private` lifts the address rule."""
+    try:
+        await check_url(url, allow_private=allow_private, resolver=resolver)
+    except UrlRefused as exc:
+        raise refused(exc) from exc
+
+
 # ---- delivery -------------------------------------------------------------------------
 def message(job: Job, event: JobEvent, *, now: float) -> dict[str, Any]:
     """The JSON body for one job event: images by reference only (sha256), no previews."""
@@ -108,35 +128,36 @@ def message(job: Job, event: JobEvent, *, now: float) -> dict[str, Any]:
     }
 
 
+# What a receiver may answer; nothing of it is read but the status.
+_MAX_ANSWER_BYTES = 64 * 1024
+
+
 def _worth_retrying(status: int) -> bool:
     return status == 429 or status >= 500
 
 
 class WebhookSender:
-    """POSTs signed messages, retrying connection errors, timeouts, 429 and 5xx with
-    exponential backoff (`backoff_s`, then doubling) up to `max_attempts`."""
+    """POSTs signed messages through `outbound`, retrying connection errors, timeouts,
+    429 and 5xx with exponential backoff (`backoff_s`, then doubling) up to
+    `max_attempts`; `timeout_s` bounds each attempt."""
 
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        outbound: OutboundClient,
         secret: str,
         max_attempts: int = 5,
         backoff_s: float = 1.0,
         timeout_s: float = 10.0,
-        allow_private: bool = False,
-        resolver: Resolver = SYSTEM_RESOLVER,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         secret_key(secret)  # a malformed whsec_ secret fails at start-up, not per message
-        self.client = client
+        self.outbound = outbound
         self.secret = secret
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
-        self.allow_private = allow_private
-        self.resolver = resolver
         self.clock = clock
         self.sleep = sleep
 
@@ -148,16 +169,13 @@ class WebhookSender:
         body = json.dumps(message(job, event, now=self.clock())).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
         for attempt in range(1, self.max_attempts + 1):
-            outcome: str | None
-            try:  # again: what the name resolves to may have changed since submit
-                target = await pin(url, allow_private=self.allow_private, resolver=self.resolver)
-            except InvalidInput as exc:
-                log.warning("webhook %s of job %s refused: %s", msg_id, job.id, exc.message)
+            try:  # the address is checked again: what the name resolves to may have changed
+                outcome, retry = await self._attempt(url, msg_id, body)
+            except UrlRefused as exc:
+                log.warning(
+                    "webhook %s of job %s refused: %s", msg_id, job.id, refused(exc).message
+                )
                 return False
-            except HostUnresolved as exc:
-                outcome, retry = str(exc), True
-            else:
-                outcome, retry = await self._attempt(target, msg_id, body)
             if outcome is None:
                 log.info("webhook %s of job %s delivered (attempt %d)", msg_id, job.id, attempt)
                 return True
@@ -172,27 +190,30 @@ class WebhookSender:
         log.error("webhook %s of job %s: gave up after %d attempts", msg_id, job.id, attempt)
         return False
 
-    async def _attempt(self, target: Target, msg_id: str, body: bytes) -> tuple[str | None, bool]:
-        """One POST to the checked address: (None, _) when delivered, else (what went
-        wrong, worth retrying)."""
+    async def _attempt(self, url: str, msg_id: str, body: bytes) -> tuple[str | None, bool]:
+        """One POST: (None, _) when delivered, else (what went wrong, worth retrying).
+        UrlRefused when the URL may not be called (now)."""
         timestamp = int(self.clock())  # per attempt, so a late retry is not judged stale
         headers = {
-            "host": target.host_header,
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self.secret, msg_id, timestamp, body),
         }
         try:
-            response = await self.client.post(
-                target.url,
+            response = await self.outbound.request(
+                "POST",
+                url,
                 content=body,
                 headers=headers,
-                extensions=target.extensions,
-                timeout=self.timeout_s,
-                follow_redirects=False,  # a redirect could lead anywhere the guard refuses
+                timeout_s=self.timeout_s,
+                max_response_bytes=_MAX_ANSWER_BYTES,
             )
-        except httpx.HTTPError as exc:
+        except UrlRefused:
+            raise
+        except HostUnresolved as exc:
+            return str(exc), True
+        except (OutboundError, httpx.HTTPError) as exc:
             return f"{type(exc).__name__}: {exc}", True
         if response.is_success:
             return None, False
@@ -204,9 +225,8 @@ class Webhooks:
     events in the background. `sender` is None when no secret is configured: then jobs
     with a webhook are refused."""
 
-    def __init__(self, sender: WebhookSender | None, *, allow_private: bool) -> None:
+    def __init__(self, sender: WebhookSender | None) -> None:
         self.sender = sender
-        self.allow_private = allow_private
         self.pending: set[asyncio.Task[bool]] = set()
 
     async def check(self, spec: WebhookSpec) -> None:
@@ -214,8 +234,9 @@ class Webhooks:
             raise InvalidInput.field(
                 "webhook", "webhooks are off on this server: set EASEL_WEBHOOK_SECRET to use them"
             )
+        outbound = self.sender.outbound
         await check_webhook_url(
-            spec.url, allow_private=self.allow_private, resolver=self.sender.resolver
+            spec.url, allow_private=outbound.allow_private, resolver=outbound.resolver
         )
 
     async def notify(self, job: Job, event: JobEvent) -> None:
@@ -230,7 +251,8 @@ class Webhooks:
     @staticmethod
     async def _deliver(sender: WebhookSender, job: Job, event: JobEvent) -> bool:
         try:
-            return await sender.deliver(job, event)
+            with job_context(job):  # the POST and its log lines continue the job's trace
+                return await sender.deliver(job, event)
         except Exception:  # a bug here must not vanish into an unawaited task
             log.exception("webhook delivery for job %s broke", job.id)
             return False

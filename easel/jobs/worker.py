@@ -47,6 +47,8 @@ from easel.core.events import (
     Succeeded,
 )
 from easel.core.identity import ApiScope, Caller
+from easel.core.request_context import service_scope
+from easel.jobs.context import job_context
 from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
 from easel.jobs.job_log import job_ended, job_started
 from easel.jobs.models import Job
@@ -56,6 +58,7 @@ from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore, moved_event, started_event
 
 log = logging.getLogger("easel.jobs.worker")
+WORKER_SERVICE = "worker"  # the `service` of its log lines
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,11 @@ class Worker:
             next_job = await self._process_one(next_job)
 
     async def _process_one(self, job: Job) -> Job | None:
+        # Its log lines and calls (generation, webhooks) continue the submit's trace.
+        with service_scope(WORKER_SERVICE), job_context(job):
+            return await self._run_one(job)
+
+    async def _run_one(self, job: Job) -> Job | None:
         if self.notify is not None:  # the claim logged the event already
             await self.notify(job, started_event(job))
         report = JobReporter(

@@ -339,3 +339,13 @@ async def test_finish_and_claim_hands_the_worker_its_next_job_in_one_step(store)
     assert done.status is JobStatus.DONE and (done.progress_step, done.progress_total) == (4, 4)
     with pytest.raises(ValueError):
         await store.finish_and_claim(third.id, "w2", status=JobStatus.RUNNING, now=NOW + 4)
+
+
+async def test_the_submitting_trace_is_kept_through_claim_and_finish(store) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    (job,) = await submit(store, traceparent=traceparent, tracestate="vendor=1")
+    claimed = await store.claim("w1", now=NOW)
+    assert (claimed.traceparent, claimed.tracestate) == (traceparent, "vendor=1")
+    await store.finish(job.id, "w1", status=JobStatus.DONE, now=NOW + 1, result={})
+    done = await store.get(job.id)
+    assert (done.traceparent, done.tracestate) == (traceparent, "vendor=1")

@@ -20,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from easel.core.address_guard import IPAddress
 from easel.core.errors import InvalidInput
 from easel.core.events import JOB_EVENT_ADAPTER, EventType
+from easel.core.outbound import OutboundClient
 from easel.jobs.models import Job, WebhookSpec
-from easel.jobs.webhook_guard import IPAddress, check_webhook_url
-from easel.jobs.webhooks import WebhookSender, verify
+from easel.jobs.webhooks import WebhookSender, check_webhook_url, verify
 from tests.support.downstream import serving_in_thread
 from tests.support.servers import free_port
 
@@ -107,9 +108,8 @@ async def deliver(
         pass
 
     async with httpx.AsyncClient(transport=transport) as client:
-        webhook = WebhookSender(
-            client=client, secret="k", max_attempts=3, resolver=resolver, sleep=no_sleep, **options
-        )
+        outbound = OutboundClient(client, resolver=resolver, **options)
+        webhook = WebhookSender(outbound=outbound, secret="k", max_attempts=3, sleep=no_sleep)
         return await webhook.deliver(job_with_webhook(url), DONE)
 
 

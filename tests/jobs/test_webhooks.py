@@ -21,11 +21,12 @@ from easel.core.events import (
     JobStarted,
     Progress,
 )
+from easel.core.outbound import OutboundClient
 from easel.jobs.models import Job, WebhookSpec
-from easel.jobs.webhook_guard import check_webhook_url
 from easel.jobs.webhooks import (
     Webhooks,
     WebhookSender,
+    check_webhook_url,
     message,
     secret_key,
     sign,
@@ -168,8 +169,9 @@ def sender_for(receiver: Receiver, sleeps: list[float], **options: Any) -> Webho
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
+    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     return WebhookSender(
-        client=httpx.AsyncClient(transport=httpx.MockTransport(receiver)),
+        outbound=OutboundClient(client),
         secret="k",
         max_attempts=options.pop("max_attempts", 5),
         backoff_s=1.0,
@@ -210,13 +212,13 @@ async def test_delivery_checks_the_address_again() -> None:
 
 async def test_notify_follows_the_events_filter_and_needs_a_secret() -> None:
     receiver, sleeps = Receiver(), []
-    webhooks = Webhooks(sender_for(receiver, sleeps), allow_private=False)
+    webhooks = Webhooks(sender_for(receiver, sleeps))
     await webhooks.notify(a_job(), Progress(step=1, total=2))
     await webhooks.notify(a_job(), JobQueued())
     await webhooks.notify(a_job(events=["progress"]), Progress(step=1, total=2))
     await webhooks.notify(a_job(), DONE)
     await webhooks.aclose()  # cancels: the tasks have not run yet
-    webhooks = Webhooks(sender_for(receiver, sleeps), allow_private=False)
+    webhooks = Webhooks(sender_for(receiver, sleeps))
     await webhooks.notify(a_job(events=["progress"]), Progress(step=1, total=2))
     await webhooks.notify(a_job(), DONE)
     await webhooks.notify(a_job(), JobStarted(attempt=1))  # not asked for
@@ -225,4 +227,4 @@ async def test_notify_follows_the_events_filter_and_needs_a_secret() -> None:
     assert types == ["job.done", "job.progress"]
     await webhooks.check(WebhookSpec(url=PUBLIC))
     with pytest.raises(InvalidInput, match="EASEL_WEBHOOK_SECRET"):
-        await Webhooks(None, allow_private=True).check(WebhookSpec(url=PUBLIC))
+        await Webhooks(None).check(WebhookSpec(url=PUBLIC))

@@ -1,12 +1,12 @@
-"""The webhook address guard: a webhook URL must be http(s) and name only public
-addresses (unless EASEL_WEBHOOK_ALLOW_PRIVATE), and a delivery connects to exactly the
-address that was checked.
+"""The address guard of calls the server makes to outside URLs (`easel.core.outbound`):
+only http(s), only public addresses (unless allowed), and each connection to exactly the
+address checked.
 
 Checking a name and then letting the HTTP client resolve it again would let a name that
-answers a public address, then 127.0.0.1, reach loopback (DNS rebinding). So `pin` resolves
-once, checks, and gives a `Target`: the URL with the checked address in place of the name,
-plus the name for the Host header and TLS (SNI and certificate checks). Names are resolved
-through a `Resolver`: the system's, or one a test injects.
+answers a public address, then 127.0.0.1, reach loopback (DNS rebinding). So `pin`
+resolves once, checks, and gives a `Target`: the URL with the checked address in place of
+the name, plus the name for the Host header and TLS (SNI and certificate checks). Names
+are resolved through a `Resolver`: the system's, or one a test injects.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from typing import Protocol
 
 import httpx
 
-from easel.core.errors import InvalidInput
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESOLVE_TIMEOUT_S = 5.0
 
-# Ranges `is_global` lets through (in some Python versions) that no webhook receiver has.
+# Ranges `is_global` lets through (in some Python versions) that no public server has.
 _NOT_PUBLIC = tuple(
     ipaddress.ip_network(network)
     for network in (
@@ -42,6 +40,25 @@ _NOT_PUBLIC = tuple(
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: last 32 bits are IPv4
 
 
+# ---- refusals ---------------------------------------------------------------------------
+class UrlRefused(Exception):
+    """The URL may not be called: not http(s), no host, or (`non_public`) an address that
+    is not public while private ones are not allowed."""
+
+    def __init__(self, message: str, *, non_public: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.non_public = non_public
+
+
+class HostUnresolved(Exception):
+    """The name did not resolve (maybe for a moment: worth another try)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"host {host!r} does not resolve")
+
+
+# ---- addresses ------------------------------------------------------------------------
 class Resolver(Protocol):
     """Turns a host name into the addresses a connection to it may use."""
 
@@ -63,27 +80,6 @@ class SystemResolver:
 
 
 SYSTEM_RESOLVER = SystemResolver()
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one delivery goes: `url` names the checked address; the name goes in the Host
-    header and, for https, in TLS (`extensions` for httpx)."""
-
-    url: httpx.URL
-    host_header: str
-    extensions: dict[str, str]
-
-
-class HostUnresolved(Exception):
-    """The name did not resolve (maybe for a moment: a delivery tries again)."""
-
-    def __init__(self, host: str) -> None:
-        super().__init__(f"host {host!r} does not resolve")
-
-
-def _refused(message: str) -> InvalidInput:
-    return InvalidInput.field("webhook.url", message)
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
@@ -117,18 +113,18 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def _parse(url: str) -> httpx.URL:
+def parse_url(url: str | httpx.URL) -> httpx.URL:
     """The URL as the HTTP client reads it (one parser for checking and for connecting)."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise _refused(f"not a valid URL: {exc}") from exc
+        raise UrlRefused(f"not a valid URL: {exc}") from exc
     if parsed.scheme not in ("http", "https"):
-        raise _refused("must be an http:// or https:// URL")
+        raise UrlRefused("must be an http:// or https:// URL")
     if not parsed.host:
-        raise _refused("has no host")
+        raise UrlRefused("has no host")
     if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise _refused(f"not a valid URL: port {parsed.port} is out of range")
+        raise UrlRefused(f"not a valid URL: port {parsed.port} is out of range")
     return parsed
 
 
@@ -151,32 +147,43 @@ async def _addresses(url: httpx.URL, resolver: Resolver) -> list[IPAddress]:
 def _require_public(url: httpx.URL, addresses: list[IPAddress]) -> None:
     for address in addresses:
         if not is_public(address):
-            raise _refused(
-                f"{url.host!r} is a loopback, private or otherwise non-public address"
-                f" ({address}); set EASEL_WEBHOOK_ALLOW_PRIVATE=true to allow it",
+            raise UrlRefused(
+                f"{url.host!r} is a loopback, private or otherwise non-public address ({address})",
+                non_public=True,
             )
 
 
-async def check_webhook_url(
-    url: str, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER
-) -> None:
-    """Raise InvalidInput naming `webhook.url` unless `url` is http(s) with a host that
-    is (and resolves only to) public addresses; `allow_private` lifts the address rule."""
-    parsed = _parse(url)
+@dataclass(frozen=True)
+class Target:
+    """Where one request goes: `url` names the checked address; the name goes in the Host
+    header and, for https, in TLS (`extensions` for httpx)."""
+
+    url: httpx.URL
+    host_header: str
+    extensions: dict[str, str]
+
+
+async def check_url(url: str, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER) -> None:
+    """Raise UrlRefused unless `url` is http(s) with a host that is (and resolves only to)
+    public addresses; `allow_private` lifts the address rule. A name that does not
+    resolve is refused too (said in the message)."""
+    parsed = parse_url(url)
     if allow_private:
         return
     try:
         addresses = await _addresses(parsed, resolver)
     except HostUnresolved as exc:
-        raise _refused(str(exc)) from exc
+        raise UrlRefused(str(exc)) from exc
     _require_public(parsed, addresses)
 
 
-async def pin(url: str, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER) -> Target:
-    """Check `url` as `check_webhook_url` does, resolving its name once, and give the
-    target that connects to the checked address. Raises HostUnresolved when the name does
-    not resolve (worth another try), InvalidInput when the URL is refused."""
-    parsed = _parse(url)
+async def pin(
+    url: str | httpx.URL, *, allow_private: bool, resolver: Resolver = SYSTEM_RESOLVER
+) -> Target:
+    """Check `url` as `check_url` does, resolving its name once, and give the target that
+    connects to the checked address. Raises HostUnresolved when the name does not resolve
+    (worth another try), UrlRefused when the URL is refused."""
+    parsed = parse_url(url)
     addresses = await _addresses(parsed, resolver)
     if not allow_private:
         _require_public(parsed, addresses)
