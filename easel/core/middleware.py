@@ -33,7 +33,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def send_json_error(send: Send, status: int, body: dict[str, object]) -> None:
+async def send_json_error(
+    send: Send,
+    status: int,
+    body: dict[str, object],
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -42,6 +47,7 @@ async def send_json_error(send: Send, status: int, body: dict[str, object]) -> N
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *headers,
             ],
         }
     )

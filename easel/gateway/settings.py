@@ -10,9 +10,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 
 from easel.core.settings import SharedSettings, env
+from easel.gateway.rate_limits_settings import RateLimitSettings
 
 
 class HealthMode(StrEnum):
@@ -42,7 +43,7 @@ class ServiceEndpoint:
         return self.url is None
 
 
-class GatewaySettings(SharedSettings):
+class GatewaySettings(SharedSettings, RateLimitSettings):
     """The gateway's own settings (and the bind address of services run alone)."""
 
     host: str = Field("127.0.0.1", validation_alias=env("HOST", "BACKEND_HOST"))
@@ -67,3 +68,8 @@ class GatewaySettings(SharedSettings):
     # DNS name rebound to this machine cannot reach it.
     allowed_hosts: list[str] = Field(default_factory=list, validation_alias=env("ALLOWED_HOSTS"))
     frame_ancestors: str = Field("'none'", validation_alias=env("FRAME_ANCESTORS"))
+    # The proxies (addresses or networks) whose X-Forwarded-For is believed for the
+    # client's address (`easel.gateway.client_address`); none by default.
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, validation_alias=env("TRUSTED_PROXIES")
+    )
