@@ -1,11 +1,12 @@
-"""The rate limit counters (the `limits` library): in this process, or in Redis so that
-several gateways share them.
+"""The rate limit counters: in this process (`rate_limits_memory`), or in Redis through
+the `limits` library (its atomic increment-and-expire script, redis-py's asyncio client),
+so that several gateways share them.
 
-A fixed window of one minute per counter, opened by its first request: exact, one
-counter per key and class, and a reset time a client can be told. When Redis cannot be
-reached the limits fail open (every request passes, without headers): an outage of the
-counters must never turn into an outage of the API. That is said once, when it starts,
-and again when Redis answers.
+A fixed window of one minute per counter, opened by its first request (limits'
+fixed-window strategy): exact, one counter per key and class, and a reset time a client
+can be told. When Redis cannot be reached the limits fail open (every request passes,
+without headers): an outage of the counters must never turn into an outage of the API.
+That is said once when it starts, and again when Redis answers.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits.aio.storage import RedisStorage
 from limits.errors import StorageError
+
+from easel.gateway.rate_limits_memory import MemoryCounters
 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool
@@ -51,6 +53,14 @@ class Window:
         ]
 
 
+class Counters(Protocol):
+    """What the gateway uses of a `limits` storage."""
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
+
+    async def get_expiry(self, key: str) -> float: ...
+
+
 def _redis_storage(pool: ConnectionPool, prefix: str) -> RedisStorage:
     # The pool is ours, so that the timeouts are ours and it is closed at shutdown; the
     # URI then only names the kind of storage (redis-py's asyncio client).
@@ -69,9 +79,9 @@ class RateLimitStore:
 
     def __init__(self, *, redis_url: str | None = None, prefix: str = "easel:rate-limit") -> None:
         self._pool: ConnectionPool | None = None
-        self.storage: Storage
+        self.storage: Counters
         if redis_url is None:
-            self.storage = MemoryStorage()
+            self.storage = MemoryCounters()
         else:
             from redis.asyncio import ConnectionPool  # only where limits are shared
 
@@ -79,7 +89,6 @@ class RateLimitStore:
                 redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
             )
             self.storage = _redis_storage(self._pool, prefix)
-        self.limiter = FixedWindowRateLimiter(self.storage)
         self._items: dict[int, RateLimitItem] = {}
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -95,9 +104,12 @@ class RateLimitStore:
         if self._down_since is not None and time.monotonic() < self._retry_at:
             return None
         item = self._item(per_minute)
+        key = item.key_for(*identifiers)
+        # What FixedWindowRateLimiter.hit and .get_window_stats do, in two round trips
+        # instead of three: the count comes back from the increment.
         try:
-            allowed = await self.limiter.hit(item, *identifiers)
-            stats = await self.limiter.get_window_stats(item, *identifiers)
+            count = await self.storage.incr(key, item.get_expiry())
+            reset_at = await self.storage.get_expiry(key)
         except (StorageError, OSError) as exc:
             self._went_down(exc)
             return None
@@ -107,8 +119,8 @@ class RateLimitStore:
                 time.monotonic() - self._down_since,
             )
             self._down_since = None
-        reset = max(1, math.ceil(stats.reset_time - time.time()))
-        return Window(allowed, per_minute, stats.remaining, min(reset, WINDOW_SECONDS))
+        reset = min(WINDOW_SECONDS, max(1, math.ceil(reset_at - time.time())))
+        return Window(count <= per_minute, per_minute, max(0, per_minute - count), reset)
 
     def _went_down(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -126,5 +138,3 @@ class RateLimitStore:
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
-        elif isinstance(self.storage, MemoryStorage) and self.storage.timer is not None:
-            self.storage.timer.cancel()  # its expiry sweep, so no task outlives the loop

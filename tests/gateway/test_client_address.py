@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 
+import httpx
 import pytest
 
 from easel.gateway.client_address import TrustedProxies
+from tests.support.downstream import PREFIX, Downstream
+from tests.support.servers import ServerProcess
 
 
 def scope(peer: str | None, *forwarded_for: str) -> dict[str, object]:
@@ -75,3 +78,17 @@ def test_a_scope_without_a_peer() -> None:
     assert PROXIES.client({"type": "http", "client": ("testclient", 1), "headers": []}) == (
         "testclient"
     )
+
+
+def test_a_real_gateway_neither_believes_nor_passes_on_a_clients_claim(
+    gateway: ServerProcess, downstream: Downstream
+) -> None:
+    # Over real HTTP from loopback: uvicorn, which believes X-Forwarded-For from
+    # 127.0.0.1 by default, must not have rewritten the peer either.
+    response = httpx.post(
+        f"{gateway.url}{PREFIX}/echo",
+        content=b"{}",
+        headers={"X-Forwarded-For": "198.51.100.7"},
+        timeout=10,
+    )
+    assert response.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
