@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated, NoReturn
 
@@ -86,6 +87,8 @@ def serve(
 
     settings = load_settings()
     configure_logging(settings.shared.log_level, settings.shared.log_format)
+    if host is not None:  # the gateway decides by its bind address (e.g. its rate limits)
+        settings = replace(settings, gateway=settings.gateway.model_copy(update={"host": host}))
     gateway = settings.gateway
     if target.value == "all":
         settings = settings.all_in_process()
@@ -113,6 +116,10 @@ def serve(
         port=port or default_port,
         log_config=None,
         access_log=False,
+        # The client's address is the gateway's to decide, from EASEL_TRUSTED_PROXIES only
+        # (easel.gateway.client_address): uvicorn would believe X-Forwarded-For from any
+        # local process.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.redis_server import session_redis
 from tests.support.servers import Stack, running_stack
 
 TOPOLOGIES = ("all-in-one", "split")
@@ -24,6 +25,13 @@ def stack(
     tmp: Path = tmp_path_factory.mktemp(str(request.param))
     with running_stack(str(request.param), tmp) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server for the whole session (`REDIS_URL`, or one started for it)."""
+    with session_redis() as url:
+        yield url
 
 
 @pytest.fixture()

@@ -31,10 +31,18 @@ from easel.gateway.auth.config import access_policy, key_store
 from easel.gateway.auth.metrics import AuthMetrics
 from easel.gateway.auth.middleware import ApiKeyMiddleware
 from easel.gateway.browser_guard import BrowserGuardMiddleware
+from easel.gateway.client_address import TrustedProxies
 from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
 from easel.gateway.proxy import forward
+from easel.gateway.rate_limits import (
+    RATE_LIMIT_HEADERS,
+    RateLimitMiddleware,
+    RateLimitPolicy,
+    RateLimits,
+)
+from easel.gateway.rate_limits_store import RateLimitStore
 from easel.gateway.routes import health
 from easel.gateway.settings import GatewaySettings
 from easel.gateway.upstream import Upstream, UpstreamService, build_client
@@ -57,7 +65,8 @@ def _proxy_endpoint(service: str) -> Callable[[Request], Awaitable[Response]]:
     get_container = container_of(GatewayContainer)
 
     async def proxy(request: Request) -> Response:
-        return await forward(request, get_container(request).upstreams[service])
+        container = get_container(request)
+        return await forward(request, container.upstreams[service], container.proxies)
 
     proxy.__name__ = f"proxy_{service}"
     return proxy
@@ -107,8 +116,12 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
                 timeout=settings.health_timeout, passive_window=settings.passive_health_window
             )
             install_container(
-                app, GatewayContainer(settings=settings, upstreams=clients, health=checker)
+                app,
+                GatewayContainer(
+                    settings=settings, upstreams=clients, health=checker, proxies=proxies
+                ),
             )
+            stack.push_async_callback(rate_limits.aclose)
             yield
 
     app = FastAPI(
@@ -120,11 +133,29 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
     install_error_handlers(app)
     metrics = HttpMetrics("gateway")
     install_metrics(app, metrics)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    policy = RateLimitPolicy.for_gateway(settings, settings.host)
+    rate_limits = RateLimits(
+        policy=policy,
+        store=RateLimitStore(
+            redis_url=settings.rate_limit_redis_url, prefix=settings.rate_limit_redis_prefix
+        ),
+        proxies=proxies,
+        registry=metrics.registry,
+    )
     app.include_router(health.router)
     _add_proxy_routes(app, upstreams)
-    app.openapi = merged_openapi(app, upstreams)  # type: ignore[method-assign]
+    app.openapi = merged_openapi(  # type: ignore[method-assign]
+        app, upstreams, rate_limited=policy.applies_to
+    )
 
+    # Middleware added first runs innermost. Rate limits run inside every check of the
+    # edge: after the request edge (a 429 has a request id and an access line), the
+    # browser guard, CORS (a preflight is not counted, a 429 is readable cross-origin)
+    # and the auth middleware, which must be added after this one: it sets the caller
+    # that requests are counted by.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     # Inside CORS (a preflight carries no key, and a browser may read a 401), outside
     # everything that reads the body or calls a service; errors get the edge's request id.
     app.add_middleware(
@@ -141,7 +172,7 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         BrowserGuardMiddleware,

@@ -38,6 +38,7 @@ from easel.core.identity import CALLER_HEADER
 from easel.core.internal_auth import INTERNAL_HEADER
 from easel.core.request_context import REQUEST_ID_HEADER, current_request_id
 from easel.core.tracing import TRACEPARENT, TRACESTATE
+from easel.gateway.client_address import TrustedProxies
 from easel.gateway.upstream import Upstream
 
 log = logging.getLogger("easel.gateway.proxy")
@@ -59,8 +60,16 @@ HOP_BY_HOP = frozenset(
 # Who the caller is and that the gateway vouches for it are the gateway's to say, never a
 # client's: a client's own are dropped, whatever the upstream client then adds. The
 # client's trace headers name its span: the service gets the gateway's instead, from the
-# upstream client's trace hook (`easel.core.tracing.inject_trace`).
-_NOT_FORWARDED = HOP_BY_HOP | {"host", CALLER_HEADER, INTERNAL_HEADER, TRACEPARENT, TRACESTATE}
+# upstream client's trace hook (`easel.core.tracing.inject_trace`). The gateway writes
+# X-Forwarded-For itself, from what it believes (`_request_headers`).
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "x-forwarded-for",
+    CALLER_HEADER,
+    INTERNAL_HEADER,
+    TRACEPARENT,
+    TRACESTATE,
+}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
 _MAX_ERROR_BODY = 64 * 1024
 # What a request target may carry unescaped (RFC 3986 pchar, "/" and "%" of the escapes
@@ -69,7 +78,7 @@ _PATH_SAFE = "/%:@!$&'()*+,;="
 _QUERY_SAFE = _PATH_SAFE + "?"
 
 
-def _request_headers(request: Request) -> list[tuple[str, str]]:
+def _request_headers(request: Request, proxies: TrustedProxies) -> list[tuple[str, str]]:
     listed = {
         token.strip().lower()
         for token in request.headers.get("connection", "").split(",")
@@ -80,11 +89,9 @@ def _request_headers(request: Request) -> list[tuple[str, str]]:
         for key, value in request.headers.items()
         if key not in _NOT_FORWARDED and key not in listed
     ]
-    client_host = request.client.host if request.client else ""
-    forwarded_for = request.headers.get("x-forwarded-for")
-    headers.append(
-        ("x-forwarded-for", f"{forwarded_for}, {client_host}" if forwarded_for else client_host)
-    )
+    # Only the chain the gateway believes, the client first: an X-Forwarded-For that did not
+    # come through a trusted proxy is the client's claim, not passed on as fact.
+    headers.append(("x-forwarded-for", ", ".join(proxies.chain(request.scope))))
     headers.append(("x-forwarded-proto", request.url.scheme))
     headers.append(("x-forwarded-host", request.headers.get("host", "")))
     headers.append((REQUEST_ID_HEADER, current_request_id() or ""))
@@ -206,7 +213,7 @@ async def _until_client_gone(request: Request, body_sent: asyncio.Event) -> None
         pass
 
 
-async def _send(request: Request, upstream: Upstream) -> httpx.Response:
+async def _send(request: Request, upstream: Upstream, proxies: TrustedProxies) -> httpx.Response:
     """Send upstream; if the client leaves first, abandon the exchange, which closes the
     upstream connection so the service sees the disconnect too (and can cancel work)."""
     has_body = request.method not in ("GET", "HEAD")
@@ -217,7 +224,7 @@ async def _send(request: Request, upstream: Upstream) -> httpx.Response:
         outgoing = upstream.client.build_request(
             request.method,
             _target(request),
-            headers=_request_headers(request),
+            headers=_request_headers(request, proxies),
             content=_body_then_mark(request, body_sent) if has_body else None,
         )
     except httpx.InvalidURL as exc:  # e.g. longer than httpx sends: no service can have it
@@ -253,10 +260,10 @@ async def _read_failure(upstream: Upstream, response: httpx.Response, started: f
     return Response(body, status, headers=dict(_response_headers(response)))
 
 
-async def forward(request: Request, upstream: Upstream) -> Response:
+async def forward(request: Request, upstream: Upstream, proxies: TrustedProxies) -> Response:
     started = time.monotonic()
     try:
-        response = await _send(request, upstream)
+        response = await _send(request, upstream, proxies)
     except ClientGone:
         # Nobody is listening; 499 (nginx's "client closed request") for the access log.
         return Response(status_code=499)

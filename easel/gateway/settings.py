@@ -11,9 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
 from easel.core.settings import SharedSettings, env
+from easel.gateway.rate_limits_settings import RateLimitSettings
 
 
 class HealthMode(StrEnum):
@@ -58,7 +59,7 @@ def _local_dev_origins() -> list[str]:
     return list(LOCAL_DEV_ORIGINS)
 
 
-class GatewaySettings(SharedSettings):
+class GatewaySettings(SharedSettings, RateLimitSettings):
     """The gateway's own settings (and the bind address of services run alone)."""
 
     host: str = Field("127.0.0.1", validation_alias=env("HOST", "BACKEND_HOST"))
@@ -88,6 +89,11 @@ class GatewaySettings(SharedSettings):
     # DNS name rebound to this machine cannot reach it.
     allowed_hosts: list[str] = Field(default_factory=list, validation_alias=env("ALLOWED_HOSTS"))
     frame_ancestors: str = Field("'none'", validation_alias=env("FRAME_ANCESTORS"))
+    # The proxies (addresses or networks) whose X-Forwarded-For is believed for the
+    # client's address (`easel.gateway.client_address`); none by default.
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, validation_alias=env("TRUSTED_PROXIES")
+    )
 
     # --- API keys (easel/gateway/auth) -------------------------------------------------
     # Unset: <data_dir>/keys.json. Written by `easel keys`; holds names, scopes and keyed

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio
 
 from tests.support.downstream import Downstream, running_downstream
+from tests.support.redis_server import redis_keys
 from tests.support.servers import ServerProcess, start_server
 
 
@@ -30,3 +33,13 @@ def gateway(
     )
     yield server
     server.stop()
+
+
+@pytest.fixture()
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own, its keys deleted afterwards."""
+    prefix = f"easel-test-rl-{uuid.uuid4().hex}"
+    yield prefix
+    if keys := await redis_keys(redis_url, prefix):
+        async with redis.asyncio.Redis.from_url(redis_url) as client:
+            await client.delete(*keys)

@@ -1,98 +1,25 @@
 """Job store fixtures: every conformance test runs on each backend.
 
-Redis: `REDIS_URL` when set, else a `redis-server` this session starts (no persistence) on
-a free port. Each test's stores share a key prefix of their own, deleted afterwards.
+Redis: the session's server (`redis_url`, tests/conftest.py). Each test's stores share a
+key prefix of their own, deleted afterwards.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import redis.asyncio
 
 from easel.jobs.store.redis import RedisJobStore
 from easel.jobs.store.sqlite import SQLiteJobStore
+from tests.support.redis_server import RedisServer
 
 BACKENDS = ["sqlite", "redis"]
 
 StoreFactory = Callable[[], Awaitable[object]]
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(found).exists():
-        pytest.fail(
-            "the Redis job store tests need a Redis server: install redis-server"
-            " (e.g. `apt-get install redis-server`) or set REDIS_URL=redis://host:port/db",
-            pytrace=False,
-        )
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A `redis-server` process on a loopback port; `stop()` and `start()` keep the port."""
-
-    def __init__(self, *args: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.args = args
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        self.process = subprocess.Popen(
-            [*command, *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + timeout
-        with redis.Redis.from_url(self.url, socket_connect_timeout=1) as client:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        self.stop()
-                        raise RuntimeError(f"redis-server did not start on {self.port}") from None
-                    time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis server for the whole session."""
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-        return
-    server = RedisServer("--save", "", "--appendonly", "no")
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture()
