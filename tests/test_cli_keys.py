@@ -20,6 +20,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The commands set up this process's logging, bound to the runner's streams; the
     # records still reach caplog without it.
     monkeypatch.setattr("easel.cli.configure_logging", lambda *args: None)
+    monkeypatch.setattr("easel.cli.keys.configure_logging", lambda *args: None)
 
 
 @pytest.fixture()

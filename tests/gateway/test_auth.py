@@ -95,7 +95,7 @@ async def test_a_key_revoked_on_a_running_server_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The command would set up this process's logging, bound to the runner's streams.
-    monkeypatch.setattr("easel.cli.configure_logging", lambda *args: None)
+    monkeypatch.setattr("easel.cli.keys.configure_logging", lambda *args: None)
     settings = settings_for(tmp_path)
     runner = CliRunner()
     env = {"EASEL_DATA_DIR": str(tmp_path / "data")}
