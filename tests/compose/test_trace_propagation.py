@@ -7,25 +7,19 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from easel.core.tracing import parse_traceparent
 from tests.jobs.helpers import submit, wait_for
-from tests.support.downstream import serving_in_thread
-from tests.support.servers import ServerProcess, free_port, start_server, start_worker
+from tests.support.servers import ServerProcess, start_server, start_worker
+from tests.support.webhook_receiver import running_receiver
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -37,34 +31,6 @@ ENV = {
     "EASEL_WEBHOOK_SECRET": SECRET,
     "EASEL_WEBHOOK_ALLOW_PRIVATE": "true",
 }
-
-
-@dataclass
-class Receiver:
-    port: int = field(default_factory=free_port)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def app(self) -> Starlette:
-        async def hook(request: Request) -> Response:
-            with self.lock:
-                self.headers.append(dict(request.headers))
-            return Response(status_code=204)
-
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-
-    def first(self) -> dict[str, str]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.headers:
-                    return self.headers[0]
-            time.sleep(0.02)
-        raise AssertionError("the webhook never came")
 
 
 @contextmanager
@@ -112,13 +78,12 @@ def lines_of_trace(process: ServerProcess, *, until: str | None = None) -> list[
 
 
 def test_one_traceparent_reaches_every_process_and_the_webhook(tmp_path: Path) -> None:
-    receiver = Receiver()
-    with serving_in_thread(receiver.app(), receiver.port), split_pod(tmp_path) as pod:
+    with running_receiver() as receiver, split_pod(tmp_path) as pod:
         with httpx.Client(base_url=pod["gateway"].url, timeout=60) as api:
             body = {"prompt": "x", "steps": 2, "webhook": {"url": receiver.url}}
             task_id = submit(api, body, traceparent=INCOMING, tracestate="vendor=kept")
             wait_for(api, task_id, "done")
-        webhook = receiver.first()
+        webhook = receiver.wait_for(1, wait=WAIT)[0][0]
         logged = {
             "gateway": lines_of_trace(pod["gateway"]),
             "job_manager": lines_of_trace(pod["job_manager"]),

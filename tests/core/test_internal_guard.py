@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,6 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
 
-from easel.core.app import create_service_app
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.clients import calling_as, in_process_client
 from easel.core.identity import (
@@ -29,14 +26,11 @@ from easel.core.identity import (
 from easel.core.internal_auth import INTERNAL_HEADER, internal_credential, outbound_headers
 from easel.core.internal_guard import UNVOUCHED, bind_refusal, trusted_caller
 from easel.core.settings import SharedSettings
+from tests.support.guarded_service import guarded_service, shown
 
 TOKEN = "the-pods-token"
 ALICE = Caller(name="alice", scopes=frozenset({ApiScope.GENERATE}))
 ADMIN = Caller(name="root-key", scopes=ALL_SCOPES)
-
-
-def _shown(caller: Caller) -> dict[str, Any]:
-    return {"name": caller.name, "scopes": sorted(caller.scopes)}
 
 
 def echo_service(tmp_path: Path, token: str | None) -> FastAPI:
@@ -46,22 +40,13 @@ def echo_service(tmp_path: Path, token: str | None) -> FastAPI:
 
     @router.get("/whoami")
     async def whoami() -> dict[str, Any]:
-        return _shown(current_caller())
+        return shown(current_caller())
 
     @router.get("/api/health")
     async def health() -> dict[str, Any]:
-        return {"status": "healthy", "caller": _shown(current_caller())}
+        return {"status": "healthy", "caller": shown(current_caller())}
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    settings = SharedSettings(
-        data_dir=tmp_path, internal_token=SecretStr(token) if token is not None else None
-    )
-    return create_service_app(
-        settings, service="echo", description="test", lifespan=lifespan, routers=[router]
-    )
+    return guarded_service(tmp_path, token, router, "echo")
 
 
 def unsigned(app: FastAPI) -> httpx.AsyncClient:
@@ -74,7 +59,7 @@ async def test_without_a_token_every_request_passes_as_the_local_caller(tmp_path
     async with unsigned(echo_service(tmp_path, None)) as client:
         response = await client.get("/whoami")
         assert response.status_code == 200, response.text
-        assert response.json() == _shown(LOCAL_CALLER)
+        assert response.json() == shown(LOCAL_CALLER)
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
 
@@ -82,9 +67,9 @@ async def test_without_a_token_every_request_passes_as_the_local_caller(tmp_path
 async def test_without_a_token_the_caller_header_is_believed(tmp_path: Path) -> None:
     async with unsigned(echo_service(tmp_path, None)) as client:
         response = await client.get("/whoami", headers={CALLER_HEADER: ALICE.to_header()})
-        assert response.json() == _shown(ALICE)
+        assert response.json() == shown(ALICE)
         unreadable = await client.get("/whoami", headers={CALLER_HEADER: "{not json"})
-        assert unreadable.json() == _shown(LOCAL_CALLER)
+        assert unreadable.json() == shown(LOCAL_CALLER)
 
 
 # ---- with a token ------------------------------------------------------------------------
@@ -145,10 +130,10 @@ async def test_with_a_token_a_valid_credential_passes_with_its_caller(tmp_path: 
     async with unsigned(echo_service(tmp_path, TOKEN)) as client:
         response = await client.get("/whoami", headers=outbound_headers(TOKEN, ALICE))
         assert response.status_code == 200, response.text
-        assert response.json() == _shown(ALICE)
+        assert response.json() == shown(ALICE)
         # No caller header (a worker's own call, health probes): the local caller.
         bare = await client.get("/whoami", headers=outbound_headers(TOKEN, None))
-        assert bare.json() == _shown(LOCAL_CALLER)
+        assert bare.json() == shown(LOCAL_CALLER)
         assert (await client.get("/metrics", headers=outbound_headers(TOKEN))).status_code == 200
     assert current_caller() == LOCAL_CALLER  # the request's caller did not leak out
 
@@ -160,9 +145,9 @@ async def test_a_forged_caller_without_the_credential_is_ignored(tmp_path: Path)
         # Liveness stays open, but nobody vouched for this caller: it is nobody.
         health = await client.get("/api/health", headers=forged)
         assert health.status_code == 200, health.text
-        assert health.json()["caller"] == _shown(UNVOUCHED)
+        assert health.json()["caller"] == shown(UNVOUCHED)
         signed = await client.get("/api/health", headers=outbound_headers(TOKEN, ALICE))
-        assert signed.json()["caller"] == _shown(ALICE)
+        assert signed.json()["caller"] == shown(ALICE)
 
 
 def test_trusted_caller_is_the_one_place_that_reads_the_headers() -> None:
@@ -180,13 +165,13 @@ async def test_a_service_client_signs_each_request_for_the_caller_of_its_context
 ) -> None:
     app = echo_service(tmp_path, TOKEN)
     async with in_process_client(app, "echo", token=TOKEN) as client:
-        assert (await client.get("/whoami")).json() == _shown(LOCAL_CALLER)
+        assert (await client.get("/whoami")).json() == shown(LOCAL_CALLER)
         with calling_as(ALICE):
             # Headers set on the request by hand are replaced, not signed.
             forged = {CALLER_HEADER: ADMIN.to_header(), INTERNAL_HEADER: "v1.0.forged"}
             response = await client.get("/whoami", headers=forged)
         assert response.status_code == 200, response.text
-        assert response.json() == _shown(ALICE)
+        assert response.json() == shown(ALICE)
     async with in_process_client(app, "echo", token="not-the-token") as wrong:
         refused(await wrong.get("/whoami"), "invalid")
 
@@ -194,7 +179,7 @@ async def test_a_service_client_signs_each_request_for_the_caller_of_its_context
 async def test_without_a_token_the_client_still_says_who_calls(tmp_path: Path) -> None:
     async with in_process_client(echo_service(tmp_path, None), "echo") as client:
         with calling_as(ALICE):
-            assert (await client.get("/whoami")).json() == _shown(ALICE)
+            assert (await client.get("/whoami")).json() == shown(ALICE)
 
 
 # ---- start-up -----------------------------------------------------------------------------

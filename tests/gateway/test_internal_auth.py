@@ -14,7 +14,6 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
 
-from easel.core.app import create_service_app
 from easel.core.clients import in_process_client
 from easel.core.errors import Unauthorized
 from easel.core.identity import (
@@ -27,12 +26,12 @@ from easel.core.identity import (
     current_caller,
 )
 from easel.core.internal_auth import INTERNAL_HEADER, outbound_headers
-from easel.core.settings import SharedSettings
 from easel.gateway.app import create_app
 from easel.gateway.auth.tokens import env_key_name
 from easel.gateway.settings import GatewaySettings, HealthMode, ServiceEndpoint
 from easel.gateway.upstream import UpstreamService
 from tests.support.downstream import serving_in_thread
+from tests.support.guarded_service import guarded_service, shown
 from tests.support.servers import ServerProcess, free_port, start_server
 
 PREFIX = "/api/image-utils"
@@ -44,10 +43,6 @@ FORGED = {
 }
 
 
-def _shown(caller: Caller) -> dict[str, Any]:
-    return {"name": caller.name, "scopes": sorted(caller.scopes)}
-
-
 def echo_service(tmp_path: Path, token: str | None, seen: list[Caller]) -> FastAPI:
     """An image-utils stand-in built like every service: it says whom it believes a
     request comes from, and records whom its health probes came from."""
@@ -55,7 +50,7 @@ def echo_service(tmp_path: Path, token: str | None, seen: list[Caller]) -> FastA
 
     @router.get(f"{PREFIX}/whoami")
     async def whoami() -> dict[str, Any]:
-        return _shown(current_caller())
+        return shown(current_caller())
 
     @router.post(f"{PREFIX}/own-401")
     async def own_401() -> None:
@@ -66,16 +61,7 @@ def echo_service(tmp_path: Path, token: str | None, seen: list[Caller]) -> FastA
         seen.append(current_caller())
         return {"status": "healthy", "service": "image_utils", "version": "x"}
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    settings = SharedSettings(
-        data_dir=tmp_path, internal_token=SecretStr(token) if token is not None else None
-    )
-    return create_service_app(
-        settings, service="image_utils", description="test", lifespan=lifespan, routers=[router]
-    )
+    return guarded_service(tmp_path, token, router, "image_utils")
 
 
 @asynccontextmanager
@@ -108,10 +94,10 @@ async def test_a_clients_identity_headers_are_dropped(tmp_path: Path) -> None:
         response = await client.get(f"{PREFIX}/whoami", headers=FORGED)
         assert response.status_code == 200, response.text
         # The caller the gateway authenticated, not the one the client claimed.
-        assert response.json() == _shown(Caller(env_key_name("alices-key"), USER_SCOPES))
+        assert response.json() == shown(Caller(env_key_name("alices-key"), USER_SCOPES))
     async with gateway_of(tmp_path, service, TOKEN) as client:  # no keys: the local caller
         response = await client.get(f"{PREFIX}/whoami", headers=FORGED)
-        assert response.json() == _shown(LOCAL_CALLER)
+        assert response.json() == shown(LOCAL_CALLER)
 
 
 async def test_health_probes_carry_the_credential(tmp_path: Path) -> None:
@@ -186,6 +172,6 @@ def test_over_http_the_gateway_signs_and_drops_what_the_client_sent(
     assert direct.status_code == 401, direct.text
     through = httpx.get(f"{gateway.url}{PREFIX}/whoami", headers=FORGED, timeout=10)
     assert through.status_code == 200, through.text
-    assert through.json() == _shown(LOCAL_CALLER)
+    assert through.json() == shown(LOCAL_CALLER)
     signed = httpx.get(f"{remote_echo}{PREFIX}/whoami", headers=outbound_headers(TOKEN, ALICE))
-    assert signed.json() == _shown(ALICE)
+    assert signed.json() == shown(ALICE)

@@ -4,66 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from easel.jobs.webhooks import verify
 from tests.jobs.helpers import submit, wait_for
-from tests.support.downstream import serving_in_thread
-from tests.support.servers import ServerProcess, free_port, start_server
+from tests.support.servers import ServerProcess, start_server
+from tests.support.webhook_receiver import running_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"a test key of 32 bytes, or so...").decode()
 WAIT = 30.0
-
-
-@dataclass
-class Receiver:
-    """Records every request; answers 500 to the first, 200 afterwards."""
-
-    port: int
-    seen: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def app(self) -> Starlette:
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            with self.lock:
-                self.seen.append((dict(request.headers), body))
-                first = len(self.seen) == 1
-            return JSONResponse({"ok": not first}, status_code=500 if first else 200)
-
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-
-    def wait_for(self, count: int) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.seen) >= count:
-                    return list(self.seen)
-            time.sleep(0.02)
-        raise AssertionError(f"the receiver got {len(self.seen)} requests, not {count}")
-
-
-@contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    receiver = Receiver(port=free_port())
-    with serving_in_thread(receiver.app(), receiver.port):
-        yield receiver
 
 
 @contextmanager
@@ -89,7 +43,7 @@ def test_done_webhook_is_signed_and_retried_after_a_500(tmp_path: Path) -> None:
         "EASEL_WEBHOOK_ALLOW_PRIVATE": "true",
         "EASEL_WEBHOOK_BACKOFF": "0.05",
     }
-    with running_receiver() as receiver, running_server(tmp_path, env) as api:
+    with running_receiver(fail_first=True) as receiver, running_server(tmp_path, env) as api:
         task_id = submit(api, {"prompt": "x", "steps": 2, "webhook": {"url": receiver.url}})
         wait_for(api, task_id, "done")
         (first, first_body), (second, second_body) = receiver.wait_for(2)
