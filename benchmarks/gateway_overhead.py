@@ -29,6 +29,7 @@ import io
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,9 @@ LOADGEN = Path(__file__).with_name("_loadgen.py")
 CLIENTS = ("httpx", "aiohttp")
 DIRECT = "direct"
 SECURED = "secured"  # the aiohttp gateway with an API key and rate limits
+# A second, identical open aiohttp gateway: how far two processes of the same code differ
+# here, the floor below which the secured gateway's difference is not measurable.
+CONTROL = "control"
 BENCH_KEY = "easel-benchmark-key-0123456789abcdef"
 SECURED_ENV = {
     "EASEL_UPSTREAM_CLIENT": "aiohttp",
@@ -163,6 +167,7 @@ class Measurement:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     round_rps: list[float] = field(default_factory=list)
+    round_p50_ms: list[float] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
     first_error: str = ""
     # CPU seconds the servers spent, and the requests (warm-up included) they spent it on.
@@ -180,6 +185,8 @@ class Measurement:
         self.seconds += float(result["seconds"])  # type: ignore[arg-type]
         self.latencies_ms.extend(result["latencies_ms"])  # type: ignore[arg-type]
         self.round_rps.append(float(result["rps"]))  # type: ignore[arg-type]
+        ordered = sorted(result["latencies_ms"])  # type: ignore[type-var]
+        self.round_p50_ms.append(float(ordered[len(ordered) // 2]) if ordered else float("nan"))
         for code, count in result["status"].items():  # type: ignore[attr-defined]
             self.status[code] = self.status.get(code, 0) + count
         self.first_error = self.first_error or str(result.get("first_error") or "")
@@ -259,9 +266,10 @@ def running_servers(
                 "EASEL_UPSTREAM_CLIENT": client,
                 "EASEL_RATE_LIMITS": "false",
             }
-            gateway = start_server("gateway", tmp, env)
-            stack.callback(gateway.stop)
-            servers[client] = gateway
+            for target in (client, CONTROL) if secured else (client,):
+                gateway = start_server("gateway", tmp, env)
+                stack.callback(gateway.stop)
+                servers[target] = gateway
         if secured:
             gateway = start_server(
                 "gateway", tmp, {"EASEL_IMAGE_UTILS_URL": service.url, **SECURED_ENV}
@@ -275,6 +283,8 @@ def running_servers(
 def _label(target: str) -> str:
     if target == SECURED:
         return "gw/aiohttp+keys+limits"
+    if target == CONTROL:
+        return "gw/aiohttp (again)"
     return "direct" if target == DIRECT else f"gw/{target}"
 
 
@@ -317,7 +327,7 @@ def targets_table(
     for column in ("client", "target", "measured", "met"):
         table.add_column(column)
     d1, dc = single[DIRECT], loaded[DIRECT]
-    for client in (t for t in single if t not in (DIRECT, SECURED)):
+    for client in (t for t in single if t not in (DIRECT, SECURED, CONTROL)):
         added_p50 = single[client].percentile(50) - d1.percentile(50)
         added_p99 = single[client].percentile(99) - d1.percentile(99)
         ratio = loaded[client].rps / dc.rps
@@ -342,17 +352,34 @@ def security_table(
     for column in ("target", "measured", "met"):
         table.add_column(column)
     open_gw = "aiohttp"
-    added_p50 = single[SECURED].percentile(50) - single[open_gw].percentile(50)
+    pooled = single[SECURED].percentile(50) - single[open_gw].percentile(50)
+    # On 2 cores a round's p50 moves by more than the difference sought, and two processes
+    # of the same code differ too (the control): the median of the rounds' differences is
+    # the steadier figure, and the control's says how much of it is placement.
+    paired = _median_difference(single[SECURED], single[open_gw])
+    floor = _median_difference(single[CONTROL], single[open_gw])
     ratio = loaded[SECURED].rps / loaded[open_gw].rps
+    control_ratio = loaded[CONTROL].rps / loaded[open_gw].rps
     checks = [
-        (f"added p50 <= {TARGET_SECURED_ADDED_P50_MS} ms (C=1)", f"{added_p50:+.3f} ms",
-         added_p50 <= TARGET_SECURED_ADDED_P50_MS),
+        (f"added p50 <= {TARGET_SECURED_ADDED_P50_MS} ms (C=1, median of rounds)",
+         f"{paired:+.3f} ms (pooled {pooled:+.3f})", paired <= TARGET_SECURED_ADDED_P50_MS),
         (f"throughput >= {TARGET_SECURED_RPS_RATIO}x open gateway (C={concurrency})",
          f"{ratio:.3f}x", ratio >= TARGET_SECURED_RPS_RATIO),
     ]  # fmt: skip
     for name, measured, met in checks:
         table.add_row(name, measured, "[green]yes[/]" if met else "[red]no[/]")
+    table.add_row(
+        "noise floor: the same open gateway, another process",
+        f"{floor:+.3f} ms, {control_ratio:.3f}x",
+        "-",
+    )
     return table
+
+
+def _median_difference(measured: Measurement, baseline: Measurement) -> float:
+    """The median over rounds of the p50 difference: the two ran back to back each round."""
+    rounds = zip(measured.round_p50_ms, baseline.round_p50_ms, strict=True)
+    return statistics.median([one - other for one, other in rounds])
 
 
 def _own_cpu_seconds() -> float:
@@ -486,6 +513,7 @@ def figures(by_level: dict[int, dict[str, Measurement]]) -> dict[str, object]:
                 "status": m.status,
                 "rps": m.rps,
                 "round_rps": m.round_rps,
+                "round_p50_ms": m.round_p50_ms,
                 "p50_ms": m.percentile(50),
                 "p90_ms": m.percentile(90),
                 "p99_ms": m.percentile(99),
