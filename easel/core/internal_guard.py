@@ -51,8 +51,8 @@ def trusted_caller(
     """The caller a request speaks for (from `X-Easel-Caller`), or None when `token` is set
     and the request's credential is missing, expired, or made for another caller header.
 
-    No caller header, or one that does not parse, is `LOCAL_CALLER`: what a request that
-    omits the header gets anyway, so ignoring a bad one grants nothing.
+    No caller header is `LOCAL_CALLER` (a worker's own call, a probe); one that does not
+    parse is `UNVOUCHED`, with no scope at all.
     """
     caller_header = headers.get(CALLER_HEADER, "")
     if token is not None and not credential_is_valid(
@@ -64,8 +64,10 @@ def trusted_caller(
     try:
         return Caller.from_header(caller_header)
     except ValueError:
+        # Someone meant a caller and it cannot be read (e.g. a newer gateway's scope): it
+        # gets nothing, not the local operator's every scope.
         log.warning("ignored an unreadable %s header", CALLER_HEADER)
-        return LOCAL_CALLER
+        return UNVOUCHED
 
 
 class InternalAuthMiddleware:

@@ -35,6 +35,7 @@ from easel.gateway.client_address import TrustedProxies
 from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
+from easel.gateway.path_guard import DotSegmentGuard
 from easel.gateway.proxy import forward
 from easel.gateway.rate_limits import (
     RATE_LIMIT_HEADERS,
@@ -179,6 +180,8 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
         allowed_origins=settings.cors_origins,
         allowed_hosts=settings.allowed_hosts,
     )
+    # Before anything reads the path (the key check, the limits, the routes).
+    app.add_middleware(DotSegmentGuard)
     app.add_middleware(
         SecurityHeadersMiddleware, headers=security_headers(settings.frame_ancestors)
     )

@@ -35,6 +35,13 @@ def _netloc(origin: str) -> str | None:
     return parts.netloc.lower()
 
 
+def _hostname(host: str) -> str:
+    """The name in a Host header, without its port: `[::1]:8000` is `[::1]`."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
 class BrowserGuardMiddleware:
     def __init__(
         self,
@@ -71,7 +78,7 @@ class BrowserGuardMiddleware:
     def _check(self, scope: Scope) -> None:
         headers = Headers(scope=scope)
         host = headers.get("host", "").lower()
-        if self.allowed_hosts and host.split(":")[0] not in self.allowed_hosts:
+        if self.allowed_hosts and _hostname(host) not in self.allowed_hosts:
             raise BadRequest(
                 f"host {host!r} is not one this server answers to (EASEL_ALLOWED_HOSTS)",
                 details={"field": "Host"},

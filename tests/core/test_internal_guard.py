@@ -69,7 +69,10 @@ async def test_without_a_token_the_caller_header_is_believed(tmp_path: Path) -> 
         response = await client.get("/whoami", headers={CALLER_HEADER: ALICE.to_header()})
         assert response.json() == shown(ALICE)
         unreadable = await client.get("/whoami", headers={CALLER_HEADER: "{not json"})
-        assert unreadable.json() == shown(LOCAL_CALLER)
+        assert unreadable.json() == shown(UNVOUCHED)  # nothing, not every scope
+        newer = Caller("alice", frozenset()).to_header().replace("[]", '["paint"]')
+        unknown_scope = await client.get("/whoami", headers={CALLER_HEADER: newer})
+        assert unknown_scope.json() == shown(UNVOUCHED)
 
 
 # ---- with a token ------------------------------------------------------------------------
@@ -154,9 +157,9 @@ def test_trusted_caller_is_the_one_place_that_reads_the_headers() -> None:
     assert trusted_caller({}, None, max_age=300) == LOCAL_CALLER
     assert trusted_caller({}, TOKEN, max_age=300) is None
     assert trusted_caller(outbound_headers(TOKEN, ALICE), TOKEN, max_age=300) == ALICE
-    # A signed header that does not parse grants no more than no header would.
+    # A signed header that does not parse grants nothing (not the local operator's all).
     odd = {CALLER_HEADER: "[]", INTERNAL_HEADER: internal_credential(TOKEN, "[]")}
-    assert trusted_caller(odd, TOKEN, max_age=300) == LOCAL_CALLER
+    assert trusted_caller(odd, TOKEN, max_age=300) == UNVOUCHED
 
 
 # ---- the signing client --------------------------------------------------------------------

@@ -180,6 +180,33 @@ def test_the_key_is_read_from_either_header() -> None:
         None,
     )
     assert presented_key(http_scope("/")) == ("Authorization", None)
+    # An empty X-API-Key is no key: the Authorization beside it counts.
+    empty_then_bearer = http_scope("/", (b"x-api-key", b" "), (b"authorization", b"Bearer k4"))
+    assert presented_key(empty_then_bearer) == ("Authorization", "k4")
+
+
+@pytest.mark.parametrize("name", ["anonymous", "unknown", "metrics-scraper", "key-1a2b3c4d"])
+def test_names_that_stand_for_other_callers_are_refused(tmp_path: Path, name: str) -> None:
+    # A job belongs to a key by its name: these would inherit someone else's jobs.
+    with pytest.raises(KeyFileError, match="reserved"):
+        admin_in(tmp_path).create(name, [ApiScope.JOBS])
+
+
+def test_a_keys_file_that_cannot_be_looked_at_keeps_the_keys_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = admin_in(tmp_path).create("ci", [ApiScope.JOBS])[1]
+    now = [0.0]
+    store = KeyStore(tmp_path / "keys.json", tmp_path / "keys.pepper", clock=lambda: now[0])
+    store.load()
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("easel.gateway.auth.store.os.stat", refused)
+    now[0] += RELOAD_INTERVAL + 1
+    store.refresh()  # not an exception on the request: the keys read before still apply
+    assert store.verify(key) is not None
 
 
 async def run_as(middleware_store: KeyStore, scope: Scope, default_max_jobs: int | None) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from easel.gateway.browser_guard import _hostname
 from tests.support.images import b64, noise_image
 from tests.support.servers import ServerProcess, start_server
 
@@ -133,3 +134,17 @@ def test_a_host_outside_the_allow_list_is_refused(tmp_path: Path) -> None:
         assert allowed.status_code == 200, allowed.text
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("localhost:8000", "localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]:8000", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("easel.example.com:443", "easel.example.com"),
+    ],
+)
+def test_the_host_allow_list_reads_the_name_without_its_port(host: str, name: str) -> None:
+    assert _hostname(host) == name

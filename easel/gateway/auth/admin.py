@@ -13,7 +13,10 @@ from pathlib import Path
 from easel.core.audit import audit
 from easel.core.identity import ApiScope
 from easel.gateway.auth.keyfile import KeyFileError, KeyRecord, read_records, write_records
-from easel.gateway.auth.tokens import ensure_pepper, key_digest, new_key
+from easel.gateway.auth.metrics import ANONYMOUS_LABEL, SCRAPER_LABEL, UNKNOWN_LABEL
+from easel.gateway.auth.tokens import ENV_KEY_PREFIX, ensure_pepper, key_digest, new_key
+
+RESERVED_NAMES = frozenset({ANONYMOUS_LABEL, UNKNOWN_LABEL, SCRAPER_LABEL})
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class KeyAdmin:
         chosen = frozenset(scopes)
         if not name or not chosen:
             raise KeyFileError("a key needs a name and at least one scope")
+        if name in RESERVED_NAMES or name.startswith(ENV_KEY_PREFIX):
+            # A job belongs to a key by name: these stand for someone else already.
+            raise KeyFileError(
+                f"{name!r} is reserved (anonymous, unknown, metrics-scraper and names "
+                f"starting {ENV_KEY_PREFIX!r} stand for other callers): choose another name"
+            )
         with self._locked():
             records = read_records(self.keys_path)
             if any(record.name == name for record in records):

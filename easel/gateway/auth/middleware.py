@@ -45,8 +45,8 @@ def presented_key(scope: Scope) -> tuple[str, str | None]:
     an Authorization of another scheme (Basic, ...) is no key."""
     authorization: str | None = None
     for name, value in scope["headers"]:
-        if name == b"x-api-key":
-            return "X-API-Key", value.decode("latin-1").strip() or None
+        if name == b"x-api-key" and value.strip():  # an empty one is no key: look further
+            return "X-API-Key", value.decode("latin-1").strip()
         if name == b"authorization":
             authorization = value.decode("latin-1")
     if authorization is None:

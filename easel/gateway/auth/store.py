@@ -36,6 +36,8 @@ def _signature(path: Path) -> _Signature:
         stat = os.stat(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:  # an unreadable folder, ...: refresh logs it, requests go on
+        raise KeyFileError(f"cannot look at {path}: {exc}") from exc
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
@@ -109,9 +111,9 @@ class KeyStore:
         if now < self._next_look:
             return
         self._next_look = now + RELOAD_INTERVAL
-        if _signature(self.keys_path) == self._seen:
-            return
         try:
+            if _signature(self.keys_path) == self._seen:
+                return
             self.load()
         except (KeyFileError, ValueError) as exc:
             log.error("keys file not reloaded, the keys read before still apply: %s", exc)

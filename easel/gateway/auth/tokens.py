@@ -37,10 +37,13 @@ def key_digest(pepper: bytes, key: str) -> str:
     return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
 
 
+ENV_KEY_PREFIX = "key-"
+
+
 def env_key_name(key: str) -> str:
     """The name of a key from EASEL_API_KEYS: a short hash of it, stable across restarts,
     so logs and metrics can tell keys apart without showing them."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    return ENV_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def read_pepper(path: Path) -> bytes | None:
