@@ -61,10 +61,15 @@ HOP_BY_HOP = frozenset(
 # client's: a client's own are dropped, whatever the upstream client then adds. The
 # client's trace headers name its span: the service gets the gateway's instead, from the
 # upstream client's trace hook (`easel.core.tracing.inject_trace`). The gateway writes
-# X-Forwarded-For itself, from what it believes (`_request_headers`).
+# the forwarding headers itself, from what it believes (`_request_headers`): a client's own
+# would stand beside them as a second, unchecked answer.
 _NOT_FORWARDED = HOP_BY_HOP | {
     "host",
     "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
     CALLER_HEADER,
     INTERNAL_HEADER,
     TRACEPARENT,

@@ -88,7 +88,18 @@ def test_a_real_gateway_neither_believes_nor_passes_on_a_clients_claim(
     response = httpx.post(
         f"{gateway.url}{PREFIX}/echo",
         content=b"{}",
-        headers={"X-Forwarded-For": "198.51.100.7"},
+        headers={
+            "X-Forwarded-For": "198.51.100.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "evil.example",
+            "Forwarded": "for=198.51.100.7;proto=https",
+            "X-Real-IP": "198.51.100.7",
+        },
         timeout=10,
     )
-    assert response.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
+    seen = response.json()["headers"]
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    # The gateway's own answers, once each; the client's claims are gone.
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-host"] == gateway.url.removeprefix("http://")
+    assert "forwarded" not in seen and "x-real-ip" not in seen
