@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,generation,segmentation,otel]'
+	$(BIN)/pip install --quiet -e '.[dev,generation,segmentation,otel,weights]'
 	# ultralytics pulls the desktop opencv-python into the same cv2 folder as the headless
 	# build; reinstalling headless over it leaves one working (headless) OpenCV.
 	$(BIN)/pip install --quiet --force-reinstall --no-deps opencv-python-headless
