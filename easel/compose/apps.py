@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from easel.compose.services import ServiceSpec, service_named
 from easel.compose.settings import EaselSettings
 from easel.core.clients import ClientOpener, in_process_client, remote
-from easel.core.internal_guard import configured_token
+from easel.core.internal_guard import configured_token, proxy_headers
 
 
 def build_app(spec: ServiceSpec, settings: EaselSettings, **links: ClientOpener) -> FastAPI:
@@ -27,7 +27,7 @@ def connector(spec: ServiceSpec, settings: EaselSettings) -> ClientOpener:
     url = settings.topology.url(spec.name)
     token = configured_token(settings.shared)
     if url:
-        return remote(url, token=token)
+        return remote(url, token=token, proxy=proxy_headers(settings.shared))
 
     async def open_own(stack: AsyncExitStack) -> httpx.AsyncClient:
         app = build_app(spec, settings)

@@ -7,7 +7,7 @@ without the caller and the internal credential, and carries the current trace
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 
 import httpx
@@ -29,17 +29,19 @@ class InternalAuth(httpx.Auth):
     never once per client. Whatever such headers a request had are replaced: a call
     carries the caller of its context, nobody else's."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, proxy: Mapping[str, str] | None = None) -> None:
         self.token = token
+        self.proxy = dict(proxy or {})  # a proxy's own credential (Modal's proxy auth)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        for name in (CALLER_HEADER, INTERNAL_HEADER):
+        for name in (CALLER_HEADER, INTERNAL_HEADER, *self.proxy):
             request.headers.pop(name, None)
         caller = current_caller()
         # The default caller travels as no header: what a service assumes without one.
         request.headers.update(
             outbound_headers(self.token, None if caller == LOCAL_CALLER else caller)
         )
+        request.headers.update(self.proxy)
         yield request
 
 
@@ -68,12 +70,15 @@ def in_process_client(
     )
 
 
-def remote(url: str, *, token: str | None = None) -> ClientOpener:
-    """An opener of a client of the service at `url`."""
+def remote(
+    url: str, *, token: str | None = None, proxy: Mapping[str, str] | None = None
+) -> ClientOpener:
+    """An opener of a client of the service at `url` (`proxy`: headers for a proxy in
+    front of it)."""
 
     async def open_client(stack: AsyncExitStack) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
-            base_url=url, auth=InternalAuth(token), event_hooks=trace_hooks()
+            base_url=url, auth=InternalAuth(token, proxy), event_hooks=trace_hooks()
         )
         return await stack.enter_async_context(client)
 

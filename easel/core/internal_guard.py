@@ -45,6 +45,15 @@ def configured_token(settings: SharedSettings) -> str | None:
     return settings.internal_token.get_secret_value() or None
 
 
+def proxy_headers(settings: SharedSettings) -> dict[str, str]:
+    """What a call to a service carries for a proxy in front of it (Modal's proxy auth):
+    nothing unless both halves of the token are set."""
+    key, secret = settings.modal_proxy_token_id, settings.modal_proxy_token_secret
+    if key is None or secret is None:
+        return {}
+    return {"Modal-Key": key.get_secret_value(), "Modal-Secret": secret.get_secret_value()}
+
+
 def trusted_caller(
     headers: Mapping[str, str], token: str | None, *, max_age: float
 ) -> Caller | None:

@@ -68,6 +68,14 @@ class SharedSettings(EaselSettingsBase):
     internal_token_max_age: float = Field(
         300.0, gt=0, validation_alias=env("INTERNAL_TOKEN_MAX_AGE")
     )
+    # Modal's proxy auth in front of the services (`requires_proxy_auth`): a proxy token
+    # the gateway and workers send with every call to a service (Modal-Key, Modal-Secret).
+    modal_proxy_token_id: SecretStr | None = Field(
+        None, validation_alias=env("MODAL_PROXY_TOKEN_ID")
+    )
+    modal_proxy_token_secret: SecretStr | None = Field(
+        None, validation_alias=env("MODAL_PROXY_TOKEN_SECRET")
+    )
     # Serve on a non-loopback address without API keys (gateway) or without the internal
     # token (services): refused at start-up unless this says so, and then warned about.
     allow_unauthenticated: bool = Field(False, validation_alias=env("ALLOW_UNAUTHENTICATED"))

@@ -104,6 +104,9 @@ class GatewaySettings(SharedSettings, RateLimitSettings):
     key_pepper: SecretStr | None = Field(None, validation_alias=env("KEY_PEPPER"))
     # Comma-separated keys for simple setups, each with every scope but admin.
     api_keys: SecretStr | None = Field(None, validation_alias=env("API_KEYS"))
+    # The same, each with every scope, admin included: for deployments with no keys file
+    # to write to (Modal's containers).
+    admin_api_keys: SecretStr | None = Field(None, validation_alias=env("ADMIN_API_KEYS"))
     # With keys on: which gateway-own routes stay open to anyone.
     public_docs: bool = Field(True, validation_alias=env("PUBLIC_DOCS"))
     public_metrics: bool = Field(False, validation_alias=env("PUBLIC_METRICS"))

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from easel.core.clients import InternalAuth, in_process_client
-from easel.core.internal_guard import configured_token
+from easel.core.internal_guard import configured_token, proxy_headers
 from easel.core.tracing import trace_hooks
 from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
@@ -93,6 +93,6 @@ def build_client(
         transport=_remote_transport(settings, limits),
         base_url=endpoint.url,
         timeout=timeout,
-        auth=InternalAuth(token),
+        auth=InternalAuth(token, proxy_headers(settings)),
         event_hooks=trace_hooks(),  # the trace of the request proxied (or probe made)
     )

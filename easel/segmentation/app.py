@@ -21,7 +21,7 @@ from easel.core.openapi import error_responses, json_or_form_body
 from easel.segmentation.cache import PreparedCache
 from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
 from easel.segmentation.segmenters import build_segmenter
-from easel.segmentation.segmenters.base import SegmenterReport
+from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 from easel.segmentation.service import Limits, SegmentationService
 from easel.segmentation.settings import SegmentationSettings
 
@@ -81,10 +81,20 @@ async def health(container: Container) -> ServiceHealth:
     )
 
 
-def create_app(settings: SegmentationSettings) -> FastAPI:
+def create_app(
+    settings: SegmentationSettings,
+    *,
+    loaded: tuple[Segmenter | None, SegmenterReport] | None = None,
+) -> FastAPI:
+    """`loaded`: a segmenter built already (`build_segmenter`, e.g. in a Modal enter hook);
+    else the lifespan builds it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        segmenter, report = await asyncio.to_thread(build_segmenter, settings)
+        if loaded is None:
+            segmenter, report = await asyncio.to_thread(build_segmenter, settings)
+        else:
+            segmenter, report = loaded
         service = SegmentationService(
             segmenter=segmenter,
             codec=ImageCodec.from_settings(settings),

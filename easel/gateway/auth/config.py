@@ -3,6 +3,8 @@ the admin of the keys file (for `easel keys`), and the start-up rule for the bin
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from easel.core.binding import check_binding
 from easel.gateway.auth.admin import KeyAdmin
 from easel.gateway.auth.policy import AccessPolicy
@@ -15,8 +17,9 @@ def _pepper(settings: GatewaySettings) -> bytes | None:
     return secret.get_secret_value().encode() if secret is not None else None
 
 
-def env_keys(settings: GatewaySettings) -> list[str]:
-    text = settings.api_keys.get_secret_value() if settings.api_keys is not None else ""
+def env_keys(setting: SecretStr | None) -> list[str]:
+    """The keys of a comma-separated setting (EASEL_API_KEYS, EASEL_ADMIN_API_KEYS)."""
+    text = setting.get_secret_value() if setting is not None else ""
     return [key.strip() for key in text.split(",") if key.strip()]
 
 
@@ -25,7 +28,8 @@ def key_store(settings: GatewaySettings) -> KeyStore:
         settings.keys_path,
         settings.pepper_path,
         pepper=_pepper(settings),
-        env_keys=env_keys(settings),
+        env_keys=env_keys(settings.api_keys),
+        env_admin_keys=env_keys(settings.admin_api_keys),
         default_max_jobs=settings.max_concurrent_jobs,
     )
 

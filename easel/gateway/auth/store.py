@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from easel.core.identity import USER_SCOPES, Caller
+from easel.core.identity import ALL_SCOPES, USER_SCOPES, Caller
 from easel.gateway.auth.keyfile import KeyFileError, KeyRecord, read_records
 from easel.gateway.auth.tokens import env_key_name, key_digest, key_id_of, read_pepper
 
@@ -61,6 +61,7 @@ class KeyStore:
         *,
         pepper: bytes | None = None,
         env_keys: Iterable[str] = (),
+        env_admin_keys: Iterable[str] = (),
         default_max_jobs: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -69,9 +70,13 @@ class KeyStore:
         self._pepper = pepper
         self._default_max_jobs = default_max_jobs
         # Compared by SHA-256, so that every compare has the same length to go through.
+        admin = dict.fromkeys(env_admin_keys)
         self._env = [
             (_sha256(key), Caller(env_key_name(key), USER_SCOPES, default_max_jobs))
             for key in dict.fromkeys(env_keys)
+            if key not in admin
+        ] + [
+            (_sha256(key), Caller(env_key_name(key), ALL_SCOPES, default_max_jobs)) for key in admin
         ]
         self._clock = clock
         self._by_id: dict[str, _FileKey] = {}

@@ -7,6 +7,8 @@ running.py; this class keeps the loaded models and the load errors between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,12 @@ from easel.generation.engines.base import (
     WorkflowListing,
 )
 from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached
-from easel.generation.engines.diffusers.loading import LoadedModel, LoadOptions, load_model
+from easel.generation.engines.diffusers.loading import (
+    LoadedModel,
+    LoadOptions,
+    load_model,
+    place,
+)
 from easel.generation.engines.diffusers.models import CATALOGUE, compile_sizes, offline_hint
 from easel.generation.engines.diffusers.prepare import prepare
 from easel.generation.engines.diffusers.running import run_call
@@ -132,9 +139,35 @@ class DiffusersEngine:
             raise ServiceUnavailable(self.errors[name])
 
     async def _load(self, name: str) -> LoadedModel:
+        return await asyncio.to_thread(self._load_recorded, name, self.options)
+
+    def load_now(self, *, staging: bool = False) -> None:
+        """Load the default model in this thread, before the service starts (a Modal enter
+        hook); `staging`: only read it into memory, for `place_staged` to finish. A
+        failure is recorded, as a load in the service's lifespan would be: health says
+        why, and requests are refused with it."""
+        name = self.default_model
+        if name not in self.models or name in self.loaded:
+            return  # not configured: start() reports it
+        with contextlib.suppress(ServiceUnavailable):
+            options = dataclasses.replace(self.options, staging=staging)
+            self.loaded[name] = self._load_recorded(name, options)
+
+    def place_staged(self) -> None:
+        """Finish the loads `load_now(staging=True)` began: weights onto their device."""
+        for name, loaded in list(self.loaded.items()):
+            if loaded.staged_for is None:
+                continue
+            try:
+                place(loaded, self.options)
+            except Exception as exc:
+                del self.loaded[name]
+                self._record_failure(name, exc)
+
+    def _load_recorded(self, name: str, options: LoadOptions) -> LoadedModel:
         self.loading.add(name)
         try:
-            loaded = await asyncio.to_thread(self.loader, name, self.models[name], self.options)
+            loaded = self.loader(name, self.models[name], options)
         except ModelNotCached as exc:
             # Expected without a network: one line that says what to do, no traceback.
             self.errors[name] = str(exc)
@@ -142,21 +175,24 @@ class DiffusersEngine:
             log.error("%s", exc)
             raise ServiceUnavailable(self.errors[name]) from None
         except Exception as exc:
-            log.exception("loading model %s failed", name)
-            # Health and the 503 show it: folders by name, not where they lie.
-            shown = {
-                "MODELS_PATH": self.options.models_path,
-                "the model cache": self.options.cache_dir,
-                "~": Path.home(),
-            }
-            reason = public_text(f"{type(exc).__name__}: {exc}", shown)
-            self.errors[name] = f"{offline_hint(name)} ({reason})"
+            self._record_failure(name, exc)
             raise ServiceUnavailable(self.errors[name]) from exc
         finally:
             self.loading.discard(name)
         self.errors.pop(name, None)
         self.not_cached.discard(name)
         return loaded
+
+    def _record_failure(self, name: str, exc: Exception) -> None:
+        log.error("loading model %s failed", name, exc_info=exc)
+        # Health and the 503 show it: folders by name, not where they lie.
+        shown = {
+            "MODELS_PATH": self.options.models_path,
+            "the model cache": self.options.cache_dir,
+            "~": Path.home(),
+        }
+        reason = public_text(f"{type(exc).__name__}: {exc}", shown)
+        self.errors[name] = f"{offline_hint(name)} ({reason})"
 
     # ---- requests ------------------------------------------------------------------------
     def prepare(

@@ -44,6 +44,10 @@ class LoadOptions:
     vae_tiling: bool = False
     compile_batch_sizes: tuple[int, ...] = ()  # empty: no torch.compile
     hub: HubReach | None = None  # None: hub ids load as from_pretrained does on its own
+    # Weights read into memory in the dtype `device` will use, and left there for `place`:
+    # the CPU half of a load, which a memory snapshot keeps (Modal; `device` may have no
+    # GPU yet).
+    staging: bool = False
 
 
 @dataclass
@@ -57,6 +61,7 @@ class LoadedModel:
     load_seconds: float
     by_mode: dict[Mode, Any] = field(default_factory=dict)
     compiled: CompiledDenoiser | None = None
+    staged_for: str | None = None  # in memory, waiting for `place` on this device
 
     def pipeline(self, mode: Mode) -> Any:
         if mode not in self.by_mode:
@@ -73,6 +78,15 @@ class LoadedModel:
 
 
 def load_model(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
+    """Read the weights and put them on their device (or, staging, only read them)."""
+    loaded = read_weights(name, spec, options)
+    if not options.staging:
+        place(loaded, options)
+    return loaded
+
+
+def read_weights(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
+    """The pipeline in memory, in the dtype of the device it will run on."""
     import diffusers
     import torch
     import transformers
@@ -83,7 +97,8 @@ def load_model(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
 
     family = FAMILIES[spec.family]
     device = resolve_device(options.device, torch)
-    dtype = resolve_dtype(spec.dtype, device, torch)
+    dtype = staging_dtype(spec.dtype, device, torch) if options.staging else None
+    dtype = dtype or resolve_dtype(spec.dtype, device, torch)
     started = time.perf_counter()
     first_mode = next(iter(family.pipelines))
     pipeline_class = getattr(diffusers, family.pipelines[first_mode])
@@ -102,38 +117,70 @@ def load_model(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
         if hub is not None and cache_only:
             raise ModelNotCached(not_cached_message(name, source, hub.why_unreachable)) from exc
         raise
+    base.set_progress_bar_config(disable=True)
+    loaded = LoadedModel(
+        name=name,
+        spec=spec,
+        family=family,
+        base=base,
+        device="cpu",
+        dtype=str(dtype).removeprefix("torch."),
+        load_seconds=time.perf_counter() - started,
+        staged_for=device,
+    )
+    loaded.by_mode[first_mode] = base
+    if options.staging:
+        log.info("read model %s into memory for %s in %.2fs", name, device, loaded.load_seconds)
+    return loaded
+
+
+def staging_dtype(setting: str, device: str, torch: Any) -> Any | None:
+    """The dtype of a staged load, or None: as `resolve_dtype`, but a GPU need not be
+    there yet. `auto` on CUDA stages bfloat16, which `place` turns to float16 on a GPU
+    without it (every GPU Modal offers for generation has it)."""
+    if setting == "auto" and device == "cuda" and not torch.cuda.is_available():
+        return torch.bfloat16
+    return None
+
+
+def place(loaded: LoadedModel, options: LoadOptions) -> None:
+    """Put read weights on their device, with the configured offload and tiling, and
+    (compiling) warm the compiled denoiser. Blocking; once per load."""
+    import torch
+
+    device = loaded.staged_for or loaded.device
+    started = time.perf_counter()
+    base = loaded.base
+    if device == "cuda" and loaded.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        base.to(dtype=torch.float16)
+        loaded.dtype = "float16"
     if options.cpu_offload and device == "cuda":
         base.enable_model_cpu_offload()
     else:
         base.to(device)
     if options.vae_tiling and hasattr(base, "vae"):
         base.vae.enable_tiling()
-    base.set_progress_bar_config(disable=True)
-    seconds = time.perf_counter() - started
-    dtype_name = str(dtype).removeprefix("torch.")
+    loaded.device, loaded.staged_for = device, None
+    loaded.load_seconds += time.perf_counter() - started
+    spec = loaded.spec
     log.info(
-        "loaded model %s (%s) on %s as %s in %.2fs", name, spec.family, device, dtype_name, seconds
+        "loaded model %s (%s) on %s as %s in %.2fs",
+        loaded.name,
+        spec.family,
+        device,
+        loaded.dtype,
+        loaded.load_seconds,
     )
-    loaded = LoadedModel(
-        name=name,
-        spec=spec,
-        family=family,
-        base=base,
-        device=device,
-        dtype=dtype_name,
-        load_seconds=seconds,
-    )
-    loaded.by_mode[first_mode] = base
+    first_mode = next(iter(loaded.family.pipelines))
     if options.compile_batch_sizes and spec.family in COMPILABLE_FAMILIES:
         warm_compiled(loaded, first_mode, options)
     elif options.compile_batch_sizes:
         log.warning(
             "not compiling %s: %s prompts vary in length, so a compiled model would "
             "recompile on requests; it runs eager",
-            name,
+            loaded.name,
             spec.family,
         )
-    return loaded
 
 
 def warm_compiled(loaded: LoadedModel, mode: Mode, options: LoadOptions) -> None:
