@@ -173,7 +173,7 @@ _generation = GenerationSettings()  # the batcher's size, as the containers will
     target_inputs=_generation.batch_max_images,
 )
 class Generation:
-    @modal.enter(snap=True)
+    @modal.enter(snap=deploy.memory_snapshot)  # before the snapshot, when there is one
     def stage(self) -> None:
         from easel.compose.modal.gpu_services import GenerationContainer
 
@@ -201,7 +201,7 @@ class Generation:
 )
 @modal.concurrent(max_inputs=deploy.segmentation_max_inputs)
 class Segmentation:
-    @modal.enter(snap=True)
+    @modal.enter(snap=deploy.memory_snapshot)  # before the snapshot, when there is one
     def stage(self) -> None:
         from easel.compose.modal.gpu_services import SegmentationContainer
 
