@@ -7,8 +7,13 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from easel.compose.modal.settings import ModalDeploySettings
 from easel.compose.services import SERVICES
 from easel.compose.settings import SETTINGS_CLASSES
+
+# Settings read outside the services: the Modal deployment's layout (where `modal deploy`
+# runs).
+OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (ModalDeploySettings,)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -28,7 +33,7 @@ def test_every_setting_is_documented() -> None:
     text = README.read_text()
     missing = [
         f"{kind.__name__}.{field}"
-        for kind in SETTINGS_CLASSES
+        for kind in (*SETTINGS_CLASSES, *OTHER_SETTINGS)
         for field in kind.model_fields
         if f"`{documented_name(kind, field)}`" not in text
     ]

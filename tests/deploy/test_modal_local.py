@@ -138,6 +138,7 @@ def test_the_gateway_api_smoke_runs_through_the_modal_classes(
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(base_url=deployment["ApiGateway"], headers=headers, timeout=120) as api:
         assert api.get("/api/health").json()["status"] == "healthy"
+        assert httpx.get(f"{deployment['ApiGateway']}/api/health").status_code == 200
 
         # Passive health: the scale-to-zero services are not probed (not woken).
         system = api.get("/api/system/health")
