@@ -24,7 +24,8 @@ from easel.segmentation.segmenters import build_segmenter, weights_path
 from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 
 DIFFUSERS_IMPORTS = ("torch", "diffusers", "transformers", "accelerate")
-FASTSAM_IMPORTS = ("torch", "torchvision", "ultralytics")
+# Not ultralytics: it reads its offline switches at import, which the segmenter sets first.
+FASTSAM_IMPORTS = ("torch", "torchvision")
 
 
 @dataclass
@@ -47,7 +48,10 @@ class GenerationContainer:
 
         assert isinstance(engine, DiffusersEngine)
         spec = engine.models.get(engine.default_model)
-        if spec is not None and spec.family in deploy.snapshot_families:
+        # `auto` would ask torch for a GPU, which the snapshot's machine has not: torch
+        # would remember there is none. Staging needs the device named (Modal: cuda).
+        named_device = generation.generation_device != "auto"
+        if named_device and spec is not None and spec.family in deploy.snapshot_families:
             engine.load_now(staging=True)
             container.staged = True
         return container

@@ -135,10 +135,11 @@ def read_weights(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedMode
 
 
 def staging_dtype(setting: str, device: str, torch: Any) -> Any | None:
-    """The dtype of a staged load, or None: as `resolve_dtype`, but a GPU need not be
-    there yet. `auto` on CUDA stages bfloat16, which `place` turns to float16 on a GPU
-    without it (every GPU Modal offers for generation has it)."""
-    if setting == "auto" and device == "cuda" and not torch.cuda.is_available():
+    """The dtype of a staged load, or None for `resolve_dtype`'s. `auto` on CUDA stages
+    bfloat16 without asking the GPU: before a memory snapshot there is none, and torch
+    would remember that answer after the restore. `place` turns it to float16 on a GPU
+    without bfloat16 (every GPU Modal offers for generation has it)."""
+    if setting == "auto" and device == "cuda":
         return torch.bfloat16
     return None
 
@@ -151,7 +152,8 @@ def place(loaded: LoadedModel, options: LoadOptions) -> None:
     device = loaded.staged_for or loaded.device
     started = time.perf_counter()
     base = loaded.base
-    if device == "cuda" and loaded.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+    staged_auto = loaded.spec.dtype == "auto" and loaded.dtype == "bfloat16"
+    if device == "cuda" and staged_auto and not torch.cuda.is_bf16_supported():
         base.to(dtype=torch.float16)
         loaded.dtype = "float16"
     if options.cpu_offload and device == "cuda":
