@@ -10,10 +10,11 @@ from pydantic_settings import BaseSettings
 from easel.compose.modal.settings import ModalDeploySettings
 from easel.compose.services import SERVICES
 from easel.compose.settings import SETTINGS_CLASSES
+from easel.compose.weights import WeightsSettings
 
 # Settings read outside the services: the Modal deployment's layout (where `modal deploy`
-# runs).
-OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (ModalDeploySettings,)
+# runs) and the weights download.
+OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (ModalDeploySettings, WeightsSettings)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
