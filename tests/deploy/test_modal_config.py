@@ -64,6 +64,7 @@ def test_the_gateway_and_job_manager_are_always_on_cpu_services(default_app: Mod
     for key in ("GENERATION", "SEGMENTATION", "IMAGE_UTILS"):
         assert gateway.environment[f"EASEL_{key}_HEALTH_MODE"] == "passive"
     assert gateway.environment["EASEL_JOB_MANAGER_HEALTH_MODE"] == "active"
+    assert gateway.environment["EASEL_GENERATION_TIMEOUT"] == "900"
     jobs = registered(default_app.JobManager)
     assert jobs.volumes == {"/results": "easel-results"}
     assert jobs.max_containers == 1

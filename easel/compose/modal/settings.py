@@ -206,6 +206,9 @@ def _service_defaults(service: str, deploy: ModalDeploySettings) -> dict[str, st
             "EASEL_HOST": "0.0.0.0",
             **{f"EASEL_{key.upper()}_HEALTH_MODE": "passive" for key in scale_to_zero},
             "EASEL_JOB_MANAGER_HEALTH_MODE": "active",
+            # A synchronous generation may wait for a cold start first: as long as
+            # generation's own limit, not the gateway's usual one.
+            "EASEL_GENERATION_TIMEOUT": str(deploy.generation_timeout),
         },
         # Jobs outlive containers and redeploys: in Redis, never in container-local SQLite.
         "job_manager": {
