@@ -94,6 +94,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     with pytest.MonkeyPatch.context() as monkeypatch, ExitStack() as stack:
         for variable, value in _deployer_values(tmp, ports, prefix).items():
             monkeypatch.setenv(variable, value)
+        # The containers configure logging; in this process it would undo caplog's.
+        monkeypatch.setattr("easel.compose.modal.runtime.configure_logging", lambda *a: None)
         module = import_app()
         secret = _secret_values()
         for name in ORDER:
