@@ -128,6 +128,33 @@ async def test_keys_from_the_environment_work_and_lack_admin(tmp_path: Path) -> 
     assert ApiScope.ADMIN not in USER_SCOPES
 
 
+async def test_admin_keys_from_the_environment_have_every_scope(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        api_keys="user-secret-key, both-secret-key",
+        admin_api_keys="admin-secret-key, both-secret-key",
+    )
+    async with gateway_client(settings) as client:
+        user = await client.get("/api/system/health", headers=bearer("user-secret-key"))
+        assert_envelope(user, 403, "forbidden", "Authorization")
+        # A key in both lists is an admin key, once.
+        for key in ("admin-secret-key", "both-secret-key"):
+            health = await client.get("/api/system/health", headers=bearer(key))
+            assert health.status_code == 200, (key, health.text)
+            assert (await client.get("/api/jobs", headers=bearer(key))).status_code == 200
+        assert (await client.get("/metrics", headers=bearer("admin-secret-key"))).status_code == 200
+        wrong = await client.get("/api/system/health", headers=bearer("admin-secret-kex"))
+        assert_envelope(wrong, 401, "unauthorized", "Authorization")
+
+
+async def test_admin_keys_alone_turn_keys_on(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, admin_api_keys="admin-only-key")
+    async with gateway_client(settings) as client:
+        assert_envelope(await client.get("/api/jobs"), 401, "unauthorized", "Authorization")
+        answer = await client.get("/api/jobs", headers=bearer("admin-only-key"))
+        assert answer.status_code == 200, answer.text
+
+
 async def test_liveness_stays_public(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, api_keys="k1")
     async with gateway_client(settings) as client:

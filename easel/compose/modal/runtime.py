@@ -38,7 +38,9 @@ class DeploymentRefused(SystemExit):
     """A container that must not serve: exits with one line (SystemExit prints it)."""
 
     def __init__(self, service: str, reason: str) -> None:
-        super().__init__(f"easel {service} on Modal: {reason}")
+        # Modal shows the exit message as the container's error: one line, whatever the
+        # cause's own text (a lookup's may span several).
+        super().__init__(f"easel {service} on Modal: {' '.join(reason.split())}")
 
 
 def load_settings(service: str, **values: Any) -> EaselSettings:
