@@ -20,7 +20,8 @@ ALLOWED = {
     "core": set(),
     "pod": {"core", "compose"},
     "compose": {"core", "pod", *SERVICE_PACKAGES},
-    "cli": {"core", "pod", "compose"},
+    "cli": {"core", "pod", "compose", "client"},
+    "client": {"core"},
 }
 
 

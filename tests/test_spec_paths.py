@@ -40,21 +40,21 @@ SERVED: dict[tuple[str, str], tuple[str, object, tuple[int, ...]]] = {
     ("GET", "/docs"): ("/docs", None, (200,)),
     ("GET", "/openapi.json"): ("/openapi.json", None, (200,)),
     ("GET", "/api/workflows"): ("/api/workflows", None, (200,)),
+    ("GET", "/api/models"): ("/api/models", None, (200,)),
+    ("GET", "/"): ("/", None, (200,)),
     ("GET", "/metrics"): ("/metrics", None, (200,)),
 }
 
 # Rows of the SPEC no service answers yet, with what will build them.
 NOT_BUILT = {
-    ("GET", "/"): "the playground page (issue 19)",
     ("POST", "/api/smart-mask/prepare"): "prepared images for segmentation",
-    ("GET", "/api/models"): "the models API (issue 21)",
     ("POST", "/api/models/{name}/load"): "the models API (issue 21)",
     ("POST", "/api/models/{name}/unload"): "the models API (issue 21)",
     ("GET", "/api/images/{sha256}.{ext}"): "result images by URL",
 }
 
 # Served, but not part of the API document (the document itself, its page, metrics).
-UNDOCUMENTED = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics")}
+UNDOCUMENTED = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics"), ("GET", "/")}
 
 
 def spec_rows(text: str) -> set[tuple[str, str]]:

@@ -15,8 +15,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from easel.cli.client import client_app
 from easel.cli.common import console, err_console, load_settings
 from easel.cli.keys import keys_app
+from easel.cli.weights import download
 from easel.compose.access import KeyFileError, check_serving
 from easel.compose.services import GATEWAY, GATEWAY_PORT, SERVICES, service_named
 from easel.compose.settings import EaselSettings
@@ -36,6 +38,8 @@ from easel.pod.table import notes, status_table
 
 app = typer.Typer(help="easel: a self-hostable backend for AI image generation and editing.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(client_app)  # generate, mask, jobs, utils, workflows, models
+app.command()(download)
 
 # Every spelling a service answers to (image-utils, job-manager, and compat: jobs).
 ServeTarget = StrEnum(  # type: ignore[misc]

@@ -48,7 +48,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         name="generation",
         factory_path="easel.generation.app:create_app",
         default_port=8001,
-        prefixes=("/api/generate", "/api/workflows"),
+        prefixes=("/api/generate", "/api/workflows", "/api/models"),
     ),
     ServiceSpec(
         name="job_manager",

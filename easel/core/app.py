@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
+from easel.core.docs import offline_docs_app
 from easel.core.errors import install_error_handlers
 from easel.core.internal_guard import InternalAuthMiddleware, configured_token
 from easel.core.json_guard import JsonGuardMiddleware
@@ -33,7 +34,7 @@ def create_service_app(
     metrics: HttpMetrics | None = None,
 ) -> FastAPI:
     """`metrics`: pass one to add service-specific metrics to its registry."""
-    app = FastAPI(
+    app = offline_docs_app(
         title=f"{settings.api_title} {service}",
         description=description,
         version=settings.version,

@@ -19,6 +19,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from easel.core.container import container_of, install_container
+from easel.core.docs import offline_docs_app
 from easel.core.errors import install_error_handlers
 from easel.core.metrics import HttpMetrics, install_metrics
 from easel.core.middleware import (
@@ -36,6 +37,7 @@ from easel.gateway.container import GatewayContainer
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
 from easel.gateway.path_guard import DotSegmentGuard
+from easel.gateway.playground import install_playground
 from easel.gateway.proxy import forward
 from easel.gateway.rate_limits import (
     RATE_LIMIT_HEADERS,
@@ -125,7 +127,7 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
             stack.push_async_callback(rate_limits.aclose)
             yield
 
-    app = FastAPI(
+    app = offline_docs_app(
         title=settings.api_title,
         description="easel: AI image generation and editing. One entry point for every service.",
         version=settings.version,
@@ -145,6 +147,8 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
         registry=metrics.registry,
     )
     app.include_router(health.router)
+    if settings.playground:
+        install_playground(app)
     _add_proxy_routes(app, upstreams)
     app.openapi = merged_openapi(  # type: ignore[method-assign]
         app, upstreams, rate_limited=policy.applies_to

@@ -16,6 +16,7 @@ class RouteClass(StrEnum):
     UTILS = "utils"
     HEALTH = "health"  # liveness: always public, never limited
     SYSTEM = "system"  # deep health, metrics, docs: public or keyed by configuration
+    PAGE = "page"  # the playground and the docs pages' assets: static files, always public
     OTHER = "other"  # anything else (404s): needs a key when keys are on
 
 
@@ -35,6 +36,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("/api/generate/validate", RouteClass.GENERATE),
     _Rule("/api/generate", RouteClass.GENERATE),
     _Rule("/api/workflows", RouteClass.GENERATE),
+    _Rule("/api/models", RouteClass.GENERATE),
     _Rule("/api/jobs", RouteClass.JOBS),
     _Rule("/generate", RouteClass.GENERATE),  # compat: the first version's pod API
     _Rule("/api/smart-mask", RouteClass.SEGMENT),
@@ -46,6 +48,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("/docs", RouteClass.SYSTEM),
     _Rule("/redoc", RouteClass.SYSTEM),
     _Rule("/openapi.json", RouteClass.SYSTEM),
+    _Rule("/static", RouteClass.PAGE),
 )
 
 # The scope each class needs; None: decided by configuration (health, system).
@@ -56,6 +59,7 @@ REQUIRED_SCOPE: dict[RouteClass, ApiScope | None] = {
     RouteClass.UTILS: ApiScope.UTILS,
     RouteClass.HEALTH: None,
     RouteClass.SYSTEM: None,
+    RouteClass.PAGE: None,
     RouteClass.OTHER: None,
 }
 
@@ -65,6 +69,8 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def classify(path: str) -> RouteClass:
+    if path == "/":  # the playground page
+        return RouteClass.PAGE
     for rule in _RULES:
         if _under(path, rule.prefix):
             return rule.route_class

@@ -109,6 +109,9 @@ class GatewaySettings(SharedSettings, RateLimitSettings):
     admin_api_keys: SecretStr | None = Field(None, validation_alias=env("ADMIN_API_KEYS"))
     # With keys on: which gateway-own routes stay open to anyone.
     public_docs: bool = Field(True, validation_alias=env("PUBLIC_DOCS"))
+    # The playground page at `/` (static files; always public: it holds no data, and asks
+    # for a key when the server has keys on).
+    playground: bool = Field(True, validation_alias=env("PLAYGROUND"))
     public_metrics: bool = Field(False, validation_alias=env("PUBLIC_METRICS"))
     public_health: bool = Field(False, validation_alias=env("PUBLIC_HEALTH"))
     # A bearer token a Prometheus scraper may send for /metrics instead of an admin key.

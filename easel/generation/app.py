@@ -252,6 +252,45 @@ async def workflows(container: Container) -> WorkflowList:
     )
 
 
+class ModelList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "engine": "diffusers",
+                    "default_model": "sdxl",
+                    "models": [
+                        {
+                            "name": "sdxl",
+                            "family": "sdxl",
+                            "description": "Stable Diffusion XL 1.0",
+                            "modes": ["text-to-image", "edit", "inpaint"],
+                            "loaded": True,
+                            "default": True,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    engine: str
+    default_model: str | None
+    models: list[dict[str, Any]]
+
+
+@router.get("/api/models", response_model=ModelList)
+async def models(container: Container) -> ModelList:
+    """The models a request may name in `model`: family, the modes each runs, whether it
+    is loaded and which one a request without `model` gets. With ComfyUI, its workflows."""
+    listing = container.engine.describe_models()
+    return ModelList(
+        engine=container.engine.name,
+        default_model=listing.default_model,
+        models=listing.models,
+    )
+
+
 @router.post("/generate", response_model=GpuServiceGenerated, include_in_schema=False)
 async def legacy_generate(body: GpuServiceGenerate, container: Container) -> GpuServiceGenerated:
     """compat: the first version's GPU service call: run workflow `workflow` with `params`

@@ -11,7 +11,6 @@ fails, it does not skip.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.support.browser import chromium
 from tests.support.servers import ServerProcess, start_server
 
 PAGE = b"""<!doctype html>
@@ -108,20 +108,8 @@ def gateway(
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Page]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.fail(
-            "this test needs Chromium: `apt-get install chromium` (make test installs it)",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--no-proxy-server"]
-        )
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page()
 
 
 def _jobs(gateway: ServerProcess) -> list[dict[str, Any]]:

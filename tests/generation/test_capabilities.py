@@ -26,6 +26,7 @@ from easel.generation.engines.base import (
     EngineItem,
     EngineOutput,
     ItemProgress,
+    ModelListing,
     Prepared,
     ProgressFn,
     WorkflowListing,
@@ -97,6 +98,9 @@ class SolidEngine:
 
     def describe_workflows(self) -> WorkflowListing | None:
         return self.listing
+
+    def describe_models(self) -> ModelListing:
+        return ModelListing(default_model=None, models=[])
 
 
 @asynccontextmanager

@@ -24,8 +24,9 @@ ANY_KEY = Need()
 
 
 class AccessPolicy:
-    """Liveness is always public. With keys on: the docs (`/docs`, `/redoc`,
-    `/openapi.json`) are public unless EASEL_PUBLIC_DOCS=false, then any key reads them;
+    """Liveness and the pages' static files are always public. With keys on: the docs
+    (`/docs`, `/redoc`, `/openapi.json`) are public unless EASEL_PUBLIC_DOCS=false, then any
+    key reads them;
     deep health and `/metrics` need an admin key (or, for metrics, the scrape token)
     unless EASEL_PUBLIC_HEALTH / EASEL_PUBLIC_METRICS; any other path needs a key."""
 
@@ -45,7 +46,7 @@ class AccessPolicy:
     def need(self, path: str) -> Need | None:
         """None: public."""
         route_class = classify(path)
-        if route_class is RouteClass.HEALTH:
+        if route_class in (RouteClass.HEALTH, RouteClass.PAGE):
             return None
         if route_class is RouteClass.SYSTEM:
             return self._system_need(path)

@@ -148,6 +148,15 @@ class WorkflowListing:
     mode_workflows: dict[str, str]  # mode -> the workflow a request without `model` runs
 
 
+@dataclass(frozen=True)
+class ModelListing:
+    """The models a request may name in `model`, for `GET /api/models`."""
+
+    default_model: str | None
+    # each one's {name, family, description, modes, loaded, default}, sorted by name
+    models: list[dict[str, Any]]
+
+
 class Engine(Protocol):
     name: str
     capabilities: EngineCapabilities
@@ -168,4 +177,8 @@ class Engine(Protocol):
 
     def describe_workflows(self) -> WorkflowListing | None:
         """The engine's workflows; None for an engine without any."""
+        ...
+
+    def describe_models(self) -> ModelListing:
+        """What a request may name in `model`, and what is loaded."""
         ...

@@ -43,6 +43,12 @@ def test_workflows_are_listed_with_their_parameters(api: httpx.Client) -> None:
                      "required": False, "targets": [{"node": "3", "input": "steps"}]}  # fmt: skip
     assert by_name["invert"]["source"] == "workflows_path"
     assert body["mode_workflows"]["edit"] == "image-to-image"
+    models = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert set(models) == set(by_name)  # with ComfyUI, a request's `model` is a workflow
+    assert models["image-to-image"]["modes"] == ["edit"]
+    assert models["invert"] == {"name": "invert", "family": "comfyui",
+                                "description": by_name["invert"]["description"],
+                                "modes": [], "loaded": False, "default": False}  # fmt: skip
 
 
 def test_request_fields_and_extra_params_reach_their_node_inputs(

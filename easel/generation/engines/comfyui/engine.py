@@ -28,6 +28,7 @@ from easel.generation.engines.base import (
     EngineCapabilities,
     EngineHealth,
     EngineOutput,
+    ModelListing,
     Prepared,
     ProgressFn,
     WorkflowListing,
@@ -196,6 +197,28 @@ class ComfyUIEngine:
             options=self.options,
         )
         return await run.run(progress, cancelled)
+
+    def describe_models(self) -> ModelListing:
+        """ComfyUI's models are its workflows (a request names one in `model`); each runs
+        on the ComfyUI server, so none is loaded here."""
+        modes: dict[str, list[str]] = {}
+        for mode, workflow in sorted(self.mode_workflows.items()):
+            modes.setdefault(workflow, []).append(mode)
+        workflows = self.catalogue.workflows
+        return ModelListing(
+            default_model=None,
+            models=[
+                {
+                    "name": name,
+                    "family": "comfyui",
+                    "description": workflows[name].declaration.description,
+                    "modes": modes.get(name, []),
+                    "loaded": False,
+                    "default": False,
+                }
+                for name in sorted(workflows)
+            ],
+        )
 
     def describe_workflows(self) -> WorkflowListing:
         workflows = self.catalogue.workflows

@@ -23,10 +23,12 @@ from easel.generation.engines.base import (
     EngineCapabilities,
     EngineHealth,
     EngineOutput,
+    ModelListing,
     Prepared,
     ProgressFn,
     WorkflowListing,
 )
+from easel.generation.engines.diffusers.families import FAMILIES
 from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached
 from easel.generation.engines.diffusers.loading import (
     LoadedModel,
@@ -208,6 +210,22 @@ class DiffusersEngine:
 
     def describe_workflows(self) -> WorkflowListing | None:
         return None  # models, not workflows
+
+    def describe_models(self) -> ModelListing:
+        return ModelListing(
+            default_model=self.default_model,
+            models=[
+                {
+                    "name": name,
+                    "family": spec.family,
+                    "description": spec.description,
+                    "modes": [str(mode) for mode in FAMILIES[spec.family].pipelines],
+                    "loaded": name in self.loaded,
+                    "default": name == self.default_model,
+                }
+                for name, spec in sorted(self.models.items())
+            ],
+        )
 
     # ---- health --------------------------------------------------------------------------
     def health(self) -> EngineHealth:

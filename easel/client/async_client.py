@@ -1,0 +1,164 @@
+"""`AsyncClient`: the SDK over an asyncio httpx client, with `Client`'s methods awaited.
+The shared call modules build the requests and read the answers; this class only sends
+them (retried) and reads streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Any, TypeVar, Unpack
+
+from PIL import Image
+
+from easel.client import generation_calls as gen
+from easel.client import image_calls as img
+from easel.client import options as opt
+from easel.client import system_calls as system
+from easel.client.async_io import AsyncBase
+from easel.client.call import Call, identity
+from easel.client.errors import NetworkError
+from easel.client.images import ImageInput
+from easel.client.results import DiffOutput, GenerationOutput, JobInfo, JobPage, MaskOutput
+from easel.client.streams import generation_event, job_event
+from easel.client.waiting import JobWatch, ProgressCallback
+from easel.core.events import GenerationEvent, JobEvent
+
+T = TypeVar("T")
+
+
+class AsyncClient(AsyncBase):
+    """An asyncio client of an easel server's public API: `Client`'s methods, awaited
+    (`stream` and `events` are async iterators). `async with AsyncClient(...) as easel:`,
+    or `await aclose()`; the options are `Client`'s."""
+
+    # ---- generation: see `Client` for each method's behaviour ---------------------------
+    async def generate(
+        self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
+    ) -> GenerationOutput:
+        """`Client.generate`, awaited."""
+        return await self._call(gen.generate(prompt, fields))
+
+    async def stream(
+        self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
+    ) -> AsyncIterator[GenerationEvent]:
+        """`Client.stream`, as an async iterator."""
+        call = Call("POST", gen.STREAM, identity, gen.stream_body(prompt, fields))
+        async with aclosing(self._events(call)) as stream:
+            async for sse in stream:
+                if (event := generation_event(sse)) is not None:
+                    yield event
+
+    async def styles(self) -> list[str]:
+        return await self._call(system.styles())
+
+    async def models(self) -> dict[str, Any]:
+        return await self._call(system.models())
+
+    async def workflows(self) -> dict[str, Any]:
+        return await self._call(system.workflows())
+
+    async def health(self, *, deep: bool = False) -> dict[str, Any]:
+        return await self._call(system.health(deep=deep))
+
+    # ---- jobs ---------------------------------------------------------------------------
+    async def submit(self, prompt: str | None = None, **fields: Unpack[opt.JobFields]) -> str:
+        return await self._call(gen.submit(prompt, fields))
+
+    async def status(self, task_id: str) -> JobInfo:
+        return await self._call(gen.status(task_id))
+
+    async def result(self, task_id: str) -> GenerationOutput:
+        return await self._call(gen.result(task_id))
+
+    async def cancel(self, task_id: str) -> JobInfo:
+        return await self._call(gen.cancel(task_id))
+
+    async def jobs(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> JobPage:
+        return await self._call(gen.jobs(status=status, limit=limit, cursor=cursor))
+
+    async def events(self, task_id: str, *, after: int = 0) -> AsyncIterator[JobEvent]:
+        """`Client.events`, as an async iterator."""
+        headers = {"Last-Event-ID": str(after)} if after else {}
+        call = Call("GET", gen.events_path(task_id), identity, headers=headers)
+        async with aclosing(self._events(call)) as stream:
+            async for sse in stream:
+                if (event := job_event(sse)) is not None:
+                    yield event
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> GenerationOutput:
+        """`Client.wait`, awaited (`on_progress` is a plain function)."""
+        watch = JobWatch(task_id, timeout=timeout, on_progress=on_progress)
+        while True:
+            try:
+                if (output := await self._follow(watch)) is not None:
+                    return output
+            except NetworkError:
+                pass  # the stream dropped: the status says whether the job is still going
+            if watch.see_status(await self.status(task_id)):
+                return await self.result(task_id)
+            await asyncio.sleep(watch.next_delay())
+
+    # ---- images -------------------------------------------------------------------------
+    async def smart_mask(
+        self,
+        image: ImageInput,
+        points: Sequence[img.Point] = (),
+        labels: Sequence[int] | None = None,
+        box: img.Box | None = None,
+        **options: Unpack[opt.SmartMaskOptions],
+    ) -> MaskOutput:
+        return await self._call(img.smart_mask(image, points, labels, box, options))
+
+    async def resize(self, image: ImageInput, **options: Unpack[opt.ResizeOptions]) -> Image.Image:
+        return await self._call(img.resize(image, options))
+
+    async def crop(
+        self,
+        image: ImageInput,
+        x: int,
+        y: int,
+        width: int,
+        height: int,
+        **options: Unpack[opt.Encoding],
+    ) -> Image.Image:
+        box = {"x": x, "y": y, "width": width, "height": height}
+        return await self._call(img.crop(image, {**box, **options}))
+
+    async def convert(
+        self, image: ImageInput, output_format: str, quality: int | None = None
+    ) -> Image.Image:
+        options = {"output_format": output_format, "quality": quality}
+        return await self._call(img.convert(image, options))
+
+    async def extract_object(
+        self, image: ImageInput, mask: ImageInput, **options: Unpack[opt.ExtractOptions]
+    ) -> Image.Image:
+        return await self._call(img.extract_object(image, mask, options))
+
+    async def diff(self, image_a: ImageInput, image_b: ImageInput) -> DiffOutput:
+        return await self._call(img.diff(image_a, image_b))
+
+    async def canny(self, image: ImageInput, **options: Unpack[opt.CannyOptions]) -> Image.Image:
+        return await self._call(img.canny(image, options))
+
+    async def refine_mask(
+        self, mask: ImageInput, **options: Unpack[opt.MaskOptions]
+    ) -> Image.Image:
+        return await self._call(img.refine_mask(mask, options))
+
+    async def _follow(self, watch: JobWatch) -> GenerationOutput | None:
+        call = Call("GET", gen.events_path(watch.task_id), identity, headers=watch.resume_headers())
+        async with aclosing(self._events(call, read_timeout=watch.remaining())) as stream:
+            async for sse in stream:
+                if (output := watch.see(sse)) is not None:
+                    return output
+        return None
