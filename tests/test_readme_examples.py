@@ -73,3 +73,24 @@ def test_the_curl_examples_run(server: ServerProcess, tmp_path: Path) -> None:
         tmp_path,
         ["apple.png", "lighthouse.png", "mask.png", "mask-soft.png", "pear.png", "small.png"],
     )
+
+
+def test_the_sdk_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    script = code_block("Python SDK", "python").replace(README_URL, server.url)
+    done = run([sys.executable, "-c", script], tmp_path, server)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "step 4/4" in done.stdout  # the stream's progress, as the example prints it
+    assert "404 not_found" in done.stdout  # the error example
+    assert_images(tmp_path, ["apple.png", "lighthouse.png", "pear.png", "small.png"])
+
+
+def test_the_cli_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    script = code_block("Command line", "sh").replace(README_URL, server.url)
+    done = run(["bash", "-euo", "pipefail", "-c", script], tmp_path, server)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "4/4" in done.stderr  # the progress bars
+    assert "tiny-random" in done.stdout  # the models table
+    assert_images(
+        tmp_path,
+        ["apple.png", "lighthouse.png", "mask.png", "mask-soft.png", "pear.png", "small.png"],
+    )

@@ -177,10 +177,15 @@ def _health_table(body: dict[str, object]) -> Table:
 
 @app.command()
 def health(
-    url: Annotated[str, typer.Argument(help="The gateway's base URL.")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str, typer.Argument(help="The gateway's base URL.", envvar="EASEL_URL")
+    ] = "http://127.0.0.1:8000",
     deep: Annotated[bool, typer.Option(help="Probe passive services too.")] = False,
     key: Annotated[
-        str | None, typer.Option(help="An admin API key, where the server has keys on.")
+        str | None,
+        typer.Option(
+            help="An admin API key, where the server has keys on.", envvar="EASEL_API_KEY"
+        ),
     ] = None,
 ) -> None:
     """Print every service's health as a table; exit 0 only when all are healthy."""

@@ -64,7 +64,9 @@ class JobWatch:
         return {"Last-Event-ID": str(self.last_event_id)} if self.last_event_id else {}
 
     def see(self, sse: ServerSentEvent) -> GenerationOutput | None:
-        """An event of the stream: the output at its end, None before it."""
+        """An event of the stream: the output at its end, None before it. A job that keeps
+        reporting steps past the deadline is a `WaitTimeout` too, not only a silent one."""
+        self.remaining()
         self.last_event_id = event_id(sse) or self.last_event_id
         event = job_event(sse)
         if event is None:

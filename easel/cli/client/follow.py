@@ -3,13 +3,12 @@ a job's (the SDK's `wait`, which survives a dropped stream)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from easel.cli.client.failures import ServerProblem
 from easel.cli.client.progress import StepBar
 from easel.client import Client, GenerationOutput
-from easel.client.errors import WaitTimeout, error_class
+from easel.client.errors import error_class
 from easel.core.events import (
     Cancelled,
     Failed,
@@ -56,14 +55,9 @@ def streamed(client: Client, prompt: str | None, fields: dict[str, Any]) -> Gene
 def waited(client: Client, task_id: str, max_wait: float | None) -> GenerationOutput:
     """Wait for a job with a bar: its queue position while queued (from its status),
     then its steps; the result, or the SDK's JobFailed / JobCancelled / WaitTimeout."""
-    # The SDK checks its `timeout` between reads only: a job that keeps reporting steps
-    # would outlast it, so each event checks the deadline too.
-    deadline = None if max_wait is None else time.monotonic() + max_wait
     with StepBar(f"job {task_id[:12]}") as bar:
 
         def report(event: JobEvent) -> None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"job {task_id} did not end in time")
             if isinstance(event, JobQueued):
                 bar.queued(client.status(task_id).queue_position)
             elif isinstance(event, JobStarted | GenerationStarted):
