@@ -1,6 +1,8 @@
 # One command per verb. `make serve` and `make test` work from a clean clone.
 # The newest Python 3.11+ on the PATH (or: make serve PYTHON=/path/to/python3.12).
-PYTHON ?= $(firstword $(foreach v,3.14 3.13 3.12 3.11,$(shell command -v python$(v) 2>/dev/null)))
+# Each one is run, not only looked up: a version manager's shim may be on the PATH for a
+# version it does not have selected.
+PYTHON ?= $(firstword $(foreach v,3.14 3.13 3.12 3.11,$(shell python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null)))
 # torch first and pinned: an unpinned resolve can pull a multi-GB build; these match torchvision.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 VENV := .venv
