@@ -5,6 +5,9 @@
 PYTHON ?= $(firstword $(foreach v,3.14 3.13 3.12 3.11,$(shell python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null)))
 # torch first and pinned: an unpinned resolve can pull a multi-GB build; these match torchvision.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# Where torch comes from; on a machine without an NVIDIA GPU,
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu skips about 4 GB of CUDA libraries.
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(VENV)/bin
 # `serve` installs what the server runs; `test` adds the test tools and the optional extras.
@@ -26,7 +29,7 @@ $(BIN)/python:
 
 $(SERVE_STAMP): pyproject.toml | $(BIN)/python
 	@echo "==> [1/3] torch and torchvision: the largest download, minutes on a first install"
-	$(PIP) $(TORCH)
+	$(PIP) $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	@echo "==> [2/3] easel and what serving needs: diffusers, transformers, ultralytics"
 	$(PIP) -e '.[$(SERVE_EXTRAS)]'
 	@echo "==> [3/3] one headless OpenCV"

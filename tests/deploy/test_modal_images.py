@@ -31,7 +31,7 @@ def _ours(image: object) -> list[str]:
 
 def _makefile_torch() -> list[str]:
     line = next(
-        line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("TORCH")
+        line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("TORCH ?=")
     )
     return line.split("?=", 1)[1].split()
 
