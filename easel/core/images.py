@@ -10,13 +10,14 @@ import base64
 import binascii
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from easel.core.errors import InvalidInput, PayloadTooLarge
 from easel.core.settings import SharedSettings
@@ -35,6 +36,20 @@ class OutputFormat(StrEnum):
     def media_type(self) -> str:
         return f"image/{self.value}"
 
+
+# What Pillow's plugins raise on damaged data besides OSError: a corrupt TIFF's tile
+# offsets, for one, end in a TypeError inside `load()` (found by the codec fuzz test).
+CORRUPT_IMAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    TypeError,
+    IndexError,
+    KeyError,
+    EOFError,
+    ZeroDivisionError,
+    struct.error,
+)
 
 @dataclass(frozen=True)
 class ImageCodec:
@@ -64,7 +79,7 @@ class ImageCodec:
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except CORRUPT_IMAGE_ERRORS as exc:
             raise InvalidInput.field(field, f"image data is corrupt ({exc})") from exc
         return _normalise_mode(image)
 
@@ -113,7 +128,7 @@ class ImageCodec:
                 f"{field}: image has too many pixels",
                 details=[{"field": field, "message": str(exc)}],
             ) from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except CORRUPT_IMAGE_ERRORS as exc:  # UnidentifiedImageError is an OSError
             raise InvalidInput.field(field, "not a recognised image") from exc
         if image.format not in ACCEPTED_FORMATS:
             raise InvalidInput.field(

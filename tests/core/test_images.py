@@ -488,3 +488,24 @@ def test_flatten_of_la_and_rgb() -> None:
     assert out.tolist() == [[[255, 255, 255], [10, 10, 10]]]
     rgb = noise_image(3, 3, "RGB")
     assert np.array_equal(pixels(flatten(rgb)), pixels(rgb))
+
+
+def _tiff_with_text_strip_offsets() -> bytes:
+    """A 1x1 TIFF whose StripOffsets tag says ASCII: Pillow's `load()` raises TypeError
+    on it (the codec fuzz test found it)."""
+    buffer = io.BytesIO()
+    Image.new("1", (1, 1)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for index in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * index
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<HHI4s", data, entry, 273, 2, 4, b"1234")
+    return bytes(data)
+
+
+def test_a_tiff_that_pillow_fails_on_with_a_type_error_is_a_422(codec: ImageCodec) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        codec.decode(_tiff_with_text_strip_offsets(), "image")
+    assert caught.value.details[0]["field"] == "image"
+    assert "corrupt" in caught.value.message
