@@ -34,6 +34,7 @@ SERVED: dict[tuple[str, str], tuple[str, object, tuple[int, ...]]] = {
     ),
     ("GET", "/api/generate/events/{task_id}"): (f"/api/generate/events/{MISSING_ID}", None, (404,)),
     ("POST", "/api/smart-mask"): ("/api/smart-mask", {}, (422,)),
+    ("POST", "/api/smart-mask/prepare"): ("/api/smart-mask/prepare", {}, (422,)),
     ("POST", "/api/image-utils/{op}"): ("/api/image-utils/resize", {}, (422,)),
     ("GET", "/health"): ("/health", None, (200,)),
     ("POST", "/generate"): ("/generate", {}, (422,)),
@@ -47,7 +48,6 @@ SERVED: dict[tuple[str, str], tuple[str, object, tuple[int, ...]]] = {
 
 # Rows of the SPEC no service answers yet, with what will build them.
 NOT_BUILT = {
-    ("POST", "/api/smart-mask/prepare"): "prepared images for segmentation",
     ("POST", "/api/models/{name}/load"): "the models API (issue 21)",
     ("POST", "/api/models/{name}/unload"): "the models API (issue 21)",
     ("GET", "/api/images/{sha256}.{ext}"): "result images by URL",

@@ -35,7 +35,14 @@ from easel.client.errors import (
     WaitTimeout,
 )
 from easel.client.images import ImageInput
-from easel.client.results import DiffOutput, GenerationOutput, JobInfo, JobPage, MaskOutput
+from easel.client.results import (
+    DiffOutput,
+    GenerationOutput,
+    JobInfo,
+    JobPage,
+    MaskOutput,
+    PreparedImage,
+)
 from easel.client.sync_client import Client
 from easel.client.waiting import ProgressCallback
 
@@ -55,6 +62,7 @@ __all__ = [
     "JobInfo",
     "JobPage",
     "MaskOutput",
+    "PreparedImage",
     "NetworkError",
     "NotFound",
     "ProgressCallback",

@@ -19,7 +19,14 @@ from easel.client.async_io import AsyncBase
 from easel.client.call import Call, identity
 from easel.client.errors import NetworkError
 from easel.client.images import ImageInput
-from easel.client.results import DiffOutput, GenerationOutput, JobInfo, JobPage, MaskOutput
+from easel.client.results import (
+    DiffOutput,
+    GenerationOutput,
+    JobInfo,
+    JobPage,
+    MaskOutput,
+    PreparedImage,
+)
 from easel.client.streams import generation_event, job_event
 from easel.client.waiting import JobWatch, ProgressCallback
 from easel.core.events import GenerationEvent, JobEvent
@@ -108,9 +115,12 @@ class AsyncClient(AsyncBase):
             await asyncio.sleep(watch.next_delay())
 
     # ---- images -------------------------------------------------------------------------
+    async def prepare(self, image: ImageInput) -> PreparedImage:
+        return await self._call(img.prepare(image))
+
     async def smart_mask(
         self,
-        image: ImageInput,
+        image: ImageInput | PreparedImage,
         points: Sequence[img.Point] = (),
         labels: Sequence[int] | None = None,
         box: img.Box | None = None,

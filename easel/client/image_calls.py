@@ -9,7 +9,7 @@ from PIL import Image
 
 from easel.client.call import Call
 from easel.client.images import ImageInput, decode_image, encode_image
-from easel.client.results import DiffOutput, MaskOutput
+from easel.client.results import DiffOutput, MaskOutput, PreparedImage
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
@@ -27,15 +27,33 @@ def _diff(body: Any) -> DiffOutput:
     return DiffOutput(body)
 
 
+def _prepared(body: Any) -> PreparedImage:
+    return PreparedImage(
+        image_id=str(body["image_id"]),
+        width=int(body["width"]),
+        height=int(body["height"]),
+        expires_in=float(body["expires_in"]),
+    )
+
+
+def prepare(image: ImageInput) -> Call[PreparedImage]:
+    return Call("POST", "/api/smart-mask/prepare", _prepared, {"image": encode_image(image)})
+
+
 def smart_mask(
-    image: ImageInput,
+    image: ImageInput | PreparedImage,
     points: Sequence[Point],
     labels: Sequence[int] | None,
     box: Box | None,
     options: Mapping[str, Any],
 ) -> Call[MaskOutput]:
+    source = (
+        {"image_id": image.image_id}
+        if isinstance(image, PreparedImage)
+        else {"image": encode_image(image)}
+    )
     body = {
-        "image": encode_image(image),
+        **source,
         "points": [list(point) for point in points],
         "labels": None if labels is None else list(labels),
         "box": None if box is None else list(box),

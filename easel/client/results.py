@@ -58,6 +58,17 @@ class GenerationOutput:
 
 
 @dataclass(frozen=True)
+class PreparedImage:
+    """An image uploaded once (`prepare`): pass it to `smart_mask` in place of the image,
+    and only the clicks travel. It expires `expires_in` seconds after its last use."""
+
+    image_id: str
+    width: int
+    height: int
+    expires_in: float
+
+
+@dataclass(frozen=True)
 class MaskOutput:
     """The answer of `smart_mask`: the mask (PIL, mode L, the image's size; 255 selects),
     its bounding box `[x1, y1, x2, y2]` (None when empty), area, score and the model."""

@@ -17,7 +17,14 @@ from easel.client import system_calls as system
 from easel.client.call import Call, identity
 from easel.client.errors import NetworkError
 from easel.client.images import ImageInput
-from easel.client.results import DiffOutput, GenerationOutput, JobInfo, JobPage, MaskOutput
+from easel.client.results import (
+    DiffOutput,
+    GenerationOutput,
+    JobInfo,
+    JobPage,
+    MaskOutput,
+    PreparedImage,
+)
 from easel.client.streams import generation_event, job_event
 from easel.client.sync_io import SyncBase
 from easel.client.waiting import JobWatch, ProgressCallback
@@ -129,16 +136,20 @@ class Client(SyncBase):
             time.sleep(watch.next_delay())
 
     # ---- images -------------------------------------------------------------------------
+    def prepare(self, image: ImageInput) -> PreparedImage:
+        """Upload `image` once for many clicks: pass the answer to `smart_mask`."""
+        return self._call(img.prepare(image))
+
     def smart_mask(
         self,
-        image: ImageInput,
+        image: ImageInput | PreparedImage,
         points: Sequence[img.Point] = (),
         labels: Sequence[int] | None = None,
         box: img.Box | None = None,
         **options: Unpack[opt.SmartMaskOptions],
     ) -> MaskOutput:
         """A mask of the object at the `points` (`labels`: 1 selects, 0 excludes) and/or
-        inside `box` (`x1, y1, x2, y2`)."""
+        inside `box` (`x1, y1, x2, y2`), on `image` or on one `prepare` answered."""
         return self._call(img.smart_mask(image, points, labels, box, options))
 
     def resize(self, image: ImageInput, **options: Unpack[opt.ResizeOptions]) -> Image.Image:

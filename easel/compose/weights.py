@@ -27,10 +27,12 @@ from easel.generation.engines.diffusers.hub import HubReach
 from easel.generation.engines.diffusers.models import BUILTIN_SOURCE, CATALOGUE
 from easel.generation.settings import GenerationSettings
 from easel.segmentation.segmenters import weights_path
+from easel.segmentation.segmenters.sam2_tiny import TINY_SAM2
 from easel.segmentation.settings import SegmentationSettings
 
 MARKER = ".easel-weights.json"  # written last: a folder without it is incomplete
 FASTSAM = "fastsam"
+SAM2 = "sam2"  # the segmentation model EASEL_SAM2_MODEL names
 Report = Callable[[str], None]
 
 
@@ -65,19 +67,30 @@ class WeightsItem:
 
 def _generation_item(name: str, generation: GenerationSettings) -> WeightsItem:
     spec = {**CATALOGUE, **generation.generation_models}[name]
-    models = generation.models_path
     if spec.source.startswith(BUILTIN_SOURCE):
-        return WeightsItem(name, "builtin", spec.source, models / name, present=True)
-    source = Path(spec.source).expanduser()
+        return WeightsItem(name, "builtin", spec.source, generation.models_path / name, True)
+    return _model_item(name, spec.source, generation.models_path)
+
+
+def _sam2_item(segmentation: SegmentationSettings) -> WeightsItem:
+    source = segmentation.sam2_model
+    if source == TINY_SAM2:
+        return WeightsItem(SAM2, "builtin", source, segmentation.models_path / SAM2, True)
+    return _model_item(SAM2, source, segmentation.models_path)
+
+
+def _model_item(name: str, source_text: str, models: Path) -> WeightsItem:
+    """A hub id (fetched into MODELS_PATH/<hub id>) or a folder the user provides."""
+    source = Path(source_text).expanduser()
     folder = source if source.is_absolute() else models / source
     if (
         source.is_absolute()
-        or spec.source.startswith(".")
+        or source_text.startswith(".")
         or (folder.is_dir() and not (folder / MARKER).is_file() and not _partial(folder).exists())
     ):
         # A folder the user put there (or must): nothing on the hub to fetch it from.
-        return WeightsItem(name, "folder", spec.source, folder, present=folder.is_dir())
-    return WeightsItem(name, "hub", spec.source, folder, present=(folder / MARKER).is_file())
+        return WeightsItem(name, "folder", source_text, folder, present=folder.is_dir())
+    return WeightsItem(name, "hub", source_text, folder, present=(folder / MARKER).is_file())
 
 
 def _fastsam_item(segmentation: SegmentationSettings, url_base: str) -> WeightsItem:
@@ -93,22 +106,28 @@ def plan_downloads(
     *,
     fastsam_url: str | None = None,
 ) -> list[WeightsItem]:
-    """What `names` need (none: the default generation model, and FastSAM's weights unless
-    segmentation runs GrabCut). An unknown name is a WeightsError listing the known ones."""
+    """What `names` need (none: the default generation model, and the segmenter's weights:
+    SAM 2's with `sam2`, FastSAM's unless segmentation runs GrabCut). An unknown name is a
+    WeightsError listing the known ones."""
     url_base = fastsam_url or WeightsSettings().fastsam_weights_url
     known = sorted({**CATALOGUE, **generation.generation_models})
     fastsam_names = {FASTSAM, segmentation.fastsam_weights.name}
     wanted = list(names) or [generation.generation_model]
-    if not names and segmentation.segmentation_model != "grabcut":
+    if not names and segmentation.segmentation_model == "sam2":
+        wanted.append(SAM2)
+    elif not names and segmentation.segmentation_model != "grabcut":
         wanted.append(FASTSAM)
     items: dict[Path, WeightsItem] = {}  # one per destination, however it was named
     for name in wanted:
         if name in fastsam_names:
             item = _fastsam_item(segmentation, url_base)
+        elif name == SAM2:
+            item = _sam2_item(segmentation)
         elif name in known:
             item = _generation_item(name, generation)
         else:
-            raise WeightsError(f"unknown model {name!r}: known are {', '.join([*known, FASTSAM])}")
+            everything = ", ".join([*known, FASTSAM, SAM2])
+            raise WeightsError(f"unknown model {name!r}: known are {everything}")
         items.setdefault(item.destination, item)
     return list(items.values())
 

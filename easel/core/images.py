@@ -51,6 +51,7 @@ CORRUPT_IMAGE_ERRORS: tuple[type[Exception], ...] = (
     struct.error,
 )
 
+
 @dataclass(frozen=True)
 class ImageCodec:
     max_bytes: int

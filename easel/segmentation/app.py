@@ -19,7 +19,12 @@ from easel.core.images import ImageCodec
 from easel.core.masks import MaskLimits
 from easel.core.openapi import error_responses, json_or_form_body
 from easel.segmentation.cache import PreparedCache
-from easel.segmentation.schemas import SmartMaskRequest, SmartMaskResult
+from easel.segmentation.schemas import (
+    PreparedImage,
+    PrepareRequest,
+    SmartMaskRequest,
+    SmartMaskResult,
+)
 from easel.segmentation.segmenters import build_segmenter
 from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 from easel.segmentation.service import Limits, SegmentationService
@@ -43,7 +48,7 @@ router = APIRouter(tags=["segmentation"])
 @router.post(
     "/api/smart-mask",
     response_model=SmartMaskResult,
-    responses=error_responses(503),
+    responses=error_responses(404, 503),
     openapi_extra=json_or_form_body(SmartMaskRequest),
 )
 async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
@@ -51,7 +56,8 @@ async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
     inside a box: a single-channel PNG the image's size, with its bounding box, area and
     score. `multimask` adds the next-best candidates; `refine` post-processes the mask
     (fill holes, dilate, erode, feather) as image-utils' mask op does. Re-sending the same
-    image is cheaper: its per-image work is cached."""
+    image is cheaper: its per-image work is cached; or prepare it once
+    (`/api/smart-mask/prepare`) and send its `image_id` (404 once expired)."""
     settings = container.settings
     body = await parse_body(
         request,
@@ -60,6 +66,26 @@ async def smart_mask(request: Request, container: Container) -> SmartMaskResult:
         max_json_depth=settings.max_json_depth,
     )
     return await container.pool.run(container.service.smart_mask, body, request=request)
+
+
+@router.post(
+    "/api/smart-mask/prepare",
+    response_model=PreparedImage,
+    responses=error_responses(409, 503),
+    openapi_extra=json_or_form_body(PrepareRequest),
+)
+async def prepare(request: Request, container: Container) -> PreparedImage:
+    """Upload an image once: its per-image work (the segmenter's image embedding) is done
+    now and kept under the `image_id` answered, which later `/api/smart-mask` calls send
+    instead of `image`. It lives `expires_in` seconds after its last use (and while the
+    cache has room: a 404 on a click says to prepare it again)."""
+    body = await parse_body(
+        request,
+        PrepareRequest,
+        max_field_bytes=container.settings.max_body_bytes,
+        max_json_depth=container.settings.max_json_depth,
+    )
+    return await container.pool.run(container.service.prepare, body, request=request)
 
 
 health_router = APIRouter(tags=["health"])
@@ -98,7 +124,9 @@ def create_app(
         service = SegmentationService(
             segmenter=segmenter,
             codec=ImageCodec.from_settings(settings),
-            cache=PreparedCache(settings.segmentation_cache_size),
+            cache=PreparedCache(
+                settings.segmentation_cache_size, ttl=settings.segmentation_cache_ttl
+            ),
             limits=Limits(
                 max_points=settings.segmentation_max_points,
                 max_masks=settings.segmentation_max_masks,
@@ -126,5 +154,5 @@ def create_app(
         description="Smart masks from clicked points and boxes: FastSAM, or weight-free GrabCut.",
         lifespan=lifespan,
         routers=[router, health_router],
-        body_models=[SmartMaskRequest],
+        body_models=[SmartMaskRequest, PrepareRequest],
     )

@@ -14,16 +14,25 @@ Point = tuple[float, float]
 
 
 class SmartMaskRequest(BaseModel):
-    """Rules across fields (422 naming the field): at least one point or a `box`; `labels`,
-    when given, one per point; points and box inside the image; at most
-    EASEL_SEGMENTATION_MAX_POINTS points."""
+    """Rules across fields (422 naming the field): `image` or `image_id`, not both; at
+    least one point or a `box`; `labels`, when given, one per point; points and box inside
+    the image; at most EASEL_SEGMENTATION_MAX_POINTS points."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"image": EXAMPLE_PNG, "points": [[4, 4]], "labels": [1]}]},
     )
 
-    image: ImageField = Field(description=IMAGE_DOC)
+    image: ImageField | None = Field(
+        None, description=IMAGE_DOC + " Or `image_id` instead, from `/api/smart-mask/prepare`."
+    )
+    image_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="An image prepared by `POST /api/smart-mask/prepare`, instead of `image`: "
+        "only the clicks travel. 404 once it has expired (prepare it again).",
+    )
     points: list[Point] = Field(
         default_factory=list,
         description="Clicked points `[[x, y], ...]` in the image's pixels (after EXIF "
@@ -51,6 +60,36 @@ class SmartMaskRequest(BaseModel):
         if box is not None and not (box[0] < box[2] and box[1] < box[3]):
             raise ValueError("must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2")
         return box
+
+
+class PrepareRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"image": EXAMPLE_PNG}]}
+    )
+
+    image: ImageField = Field(description=IMAGE_DOC)
+
+
+class PreparedImage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "image_id": "5d41402abc4b2a76b9719d911017c592",
+                    "width": 8,
+                    "height": 8,
+                    "expires_in": 600,
+                    "cached": False,
+                }
+            ]
+        }
+    )
+
+    image_id: str = Field(description="Send it as `image_id` with each click.")
+    width: int
+    height: int
+    expires_in: float = Field(description="Seconds it stays after its last use.")
+    cached: bool = Field(description="It was prepared already (the same image).")
 
 
 class MaskCandidate(BaseModel):

@@ -9,11 +9,17 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from easel.core.errors import InvalidInput, ServiceUnavailable
+from easel.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from easel.core.images import ImageCodec, OutputFormat
 from easel.core.masks import DEFAULT_LIMITS, MaskLimits, check_radii, refine_mask
 from easel.segmentation.cache import PreparedCache, image_key
-from easel.segmentation.schemas import MaskCandidate, SmartMaskRequest, SmartMaskResult
+from easel.segmentation.schemas import (
+    MaskCandidate,
+    PreparedImage,
+    PrepareRequest,
+    SmartMaskRequest,
+    SmartMaskResult,
+)
 from easel.segmentation.segmenters.base import Candidate, Prepared, Prompt, Segmenter
 
 
@@ -40,27 +46,60 @@ class SegmentationService:
         self.limits = limits
         self.unavailable = unavailable
 
+    def prepare(self, request: PrepareRequest) -> PreparedImage:
+        """The image's per-image work done now and kept under its `image_id`."""
+        segmenter = self._segmenter()
+        if self.cache.capacity == 0:
+            raise Conflict(
+                "prepared images are off on this server (EASEL_SEGMENTATION_CACHE_SIZE=0): "
+                "send the image with each click"
+            )
+        key = image_key(request.image)
+        prepared, cached = self._prepared(segmenter, request.image)
+        width, height = prepared.size
+        return PreparedImage(
+            image_id=key, width=width, height=height, expires_in=self.cache.ttl, cached=cached
+        )
+
     def smart_mask(self, request: SmartMaskRequest) -> SmartMaskResult:
         check_prompt(request, self.limits)
-        if self.segmenter is None:
-            raise ServiceUnavailable(self.unavailable)
-        prepared, cached = self._prepared(self.segmenter, request.image)
+        segmenter = self._segmenter()
+        if request.image_id is not None:
+            prepared, cached = self._by_id(request.image_id), True
+        else:
+            assert request.image is not None  # check_prompt: one of the two
+            prepared, cached = self._prepared(segmenter, request.image)
         prompt = build_prompt(request, prepared.size)
         if request.refine is not None:  # refused before the segmenter's work, not after
             check_radii(request.refine, prepared.size[::-1], self.limits.refine, "refine.")
         wanted = min(request.max_masks or self.limits.max_masks, self.limits.max_masks)
-        candidates = self.segmenter.segment(prepared, prompt, wanted if request.multimask else 1)
+        candidates = segmenter.segment(prepared, prompt, wanted if request.multimask else 1)
         answers = [self._answer(candidate, request) for candidate in candidates]
         best = answers[0]
         width, height = prepared.size
         return SmartMaskResult(
             **best.model_dump(),
-            model=self.segmenter.name,
+            model=segmenter.name,
             width=width,
             height=height,
             cached=cached,
             masks=answers if request.multimask else None,
         )
+
+    def _segmenter(self) -> Segmenter:
+        if self.segmenter is None:
+            raise ServiceUnavailable(self.unavailable)
+        return self.segmenter
+
+    def _by_id(self, image_id: str) -> Prepared:
+        prepared = self.cache.get(image_id)
+        if prepared is None:
+            raise NotFound(
+                f"image_id {image_id!r} is unknown or expired: prepare the image again "
+                "(POST /api/smart-mask/prepare), or send it as `image`",
+                details={"field": "image_id"},
+            )
+        return prepared
 
     def _prepared(self, segmenter: Segmenter, data: str | bytes) -> tuple[Prepared, bool]:
         key = image_key(data)
@@ -95,7 +134,10 @@ def bounding_box(selected: NDArray[np.uint8]) -> tuple[int, int, int, int] | Non
 
 
 def check_prompt(request: SmartMaskRequest, limits: Limits) -> None:
-    """What can be judged without the image: counts and labels."""
+    """What can be judged without the image: which image, counts and labels."""
+    if (request.image is None) == (request.image_id is None):
+        field = "image" if request.image is None else "image_id"
+        raise InvalidInput.field(field, "give the image, or the image_id of a prepared one")
     if not request.points and request.box is None:
         raise InvalidInput.field("points", "give at least one point, or a box")
     if len(request.points) > limits.max_points:

@@ -56,6 +56,9 @@ async def test_images(client: AsyncClient) -> None:
     image = SCENE.image
     mask = (await client.smart_mask(image, points=[SCENE.click])).mask
     assert mask.mode == "L" and mask.size == image.size
+    prepared = await client.prepare(image)
+    by_id = await client.smart_mask(prepared, points=[SCENE.click])
+    assert by_id.raw["cached"] is True and by_id.mask.size == image.size
     assert (await client.resize(image, scale=0.5)).size == (64, 64)
     assert (await client.crop(image, 0, 0, 8, 8)).size == (8, 8)
     assert (await client.convert(image, "webp", quality=80)).format == "WEBP"

@@ -97,6 +97,10 @@ def test_smart_mask_from_a_point(client: Client) -> None:
     assert out.area > 0 and out.bbox is not None and 0 <= out.score <= 1
     boxed = client.smart_mask(encode(SCENE.image), box=tuple(SCENE.box()))  # type: ignore[arg-type]
     assert boxed.area > 0 and boxed.mask_bytes().startswith(b"\x89PNG")
+    prepared = client.prepare(SCENE.image)
+    assert (prepared.width, prepared.height) == SCENE.size and prepared.expires_in > 0
+    by_id = client.smart_mask(prepared, points=[SCENE.click], labels=[1])
+    assert by_id.raw["cached"] is True and by_id.mask_bytes() == out.mask_bytes()
 
 
 def test_every_image_util(client: Client) -> None:

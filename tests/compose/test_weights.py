@@ -80,12 +80,25 @@ def test_grabcut_needs_no_weights_and_names_are_deduplicated(tmp_path: Path) -> 
     assert len(_plan(tmp_path, ["sd-turbo", "sd-turbo", "FastSAM-s.pt", "fastsam"])) == 2
 
 
+def test_sam2_comes_from_the_hub_into_models_path(tmp_path: Path) -> None:
+    items = _plan(tmp_path, [], generation_model="sd-turbo", segmentation_model="sam2")
+    assert [(i.name, i.kind) for i in items] == [("sd-turbo", "hub"), ("sam2", "hub")]
+    sam2 = items[1]
+    assert sam2.source == "facebook/sam2.1-hiera-tiny"
+    # Where the segmenter looks first: MODELS_PATH/<hub id>.
+    assert sam2.destination == tmp_path / "models" / "facebook" / "sam2.1-hiera-tiny"
+    large = _plan(tmp_path, ["sam2"], sam2_model="facebook/sam2.1-hiera-large")
+    assert [i.source for i in large] == ["facebook/sam2.1-hiera-large"]
+    tiny = _plan(tmp_path, ["sam2"], sam2_model="tiny-random")
+    assert [(i.kind, i.present) for i in tiny] == [("builtin", True)]
+
+
 def test_an_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as caught:
         _plan(tmp_path, ["stable-cascade"])
     message = str(caught.value)
     assert "'stable-cascade'" in message and "qwen-image-edit" in message
-    assert "fastsam" in message and "\n" not in message
+    assert "fastsam" in message and "sam2" in message and "\n" not in message
 
 
 def test_builtin_models_and_user_models(tmp_path: Path) -> None:

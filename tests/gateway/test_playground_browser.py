@@ -256,6 +256,8 @@ def test_a_click_on_a_scene_masks_the_object_and_inpaint_uses_the_mask(
         canvas.click()  # the centre: the disc's
     assert _body(sent.value)["points"] == [[80, 60]]
     assert _body(sent.value)["labels"] == [1]
+    # The image went up once (prepare); the clicks send only its id.
+    assert _body(sent.value)["image_id"] and "image" not in _body(sent.value)
     expect(canvas).to_have_attribute("data-mask", "shown", timeout=SLOW)
     info = page.locator("#edit-mask-info")
     expect(info).to_contain_text("Mask: ")

@@ -114,4 +114,4 @@ def test_health_reports_the_segmenter(api: httpx.Client, stack: Stack) -> None:
     detail = report["detail"]
     assert detail["segmenter"] == "grabcut" and detail["configured"] == "auto"
     assert detail["fastsam_weights_found"] is False and detail["device"] == "cpu"
-    assert detail["load_time_s"] >= 0 and detail["cache"]["capacity"] == 8
+    assert detail["load_time_s"] >= 0 and detail["cache"]["capacity"] == 16

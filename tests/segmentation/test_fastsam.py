@@ -20,6 +20,7 @@ from easel.segmentation.segmenters.fastsam import FastSAMPrepared, FastSAMSegmen
 from easel.segmentation.settings import SegmentationSettings
 from tests.segmentation.scenes import make_scene
 from tests.support.images import b64
+from tests.support.servers import free_port
 
 
 def settings_for(weights: Path, tmp_path: Path, **extra: object) -> SegmentationSettings:
@@ -107,11 +108,16 @@ def test_auto_uses_fastsam_when_the_weights_exist(fastsam_weights: Path, tmp_pat
 
 
 def test_missing_weights(tmp_path: Path) -> None:
-    missing = tmp_path / "FastSAM-s.pt"  # an official asset name: must not be fetched
+    missing = tmp_path / "FastSAM-s.pt"  # an official asset name: `auto` never fetches it
     segmenter, report = build_segmenter(settings_for(missing, tmp_path, segmentation_model="auto"))
     assert segmenter is not None and segmenter.name == "grabcut"
     assert not report.fastsam_weights_found and report.error is None
-    segmenter, report = build_segmenter(settings_for(missing, tmp_path))
+    # `fastsam` fetches it when its release host answers: here one nobody listens on, so
+    # the result is the same on a machine with internet.
+    nowhere = f"http://127.0.0.1:{free_port()}/releases"
+    segmenter, report = build_segmenter(
+        settings_for(missing, tmp_path, fastsam_weights_url=nowhere)
+    )
     assert segmenter is None and report.error and "not found" in report.error
     assert not missing.exists()
 

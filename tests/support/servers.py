@@ -67,6 +67,9 @@ def base_env(tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
     env["EASEL_DATA_DIR"] = str(tmp / "data")
     env["EASEL_LOG_LEVEL"] = "WARNING"
     env["HF_HUB_OFFLINE"] = "1"
+    # A hub cache of the test's own: models a developer has cached (SAM 2, say) would
+    # change what `auto` picks.
+    env["HF_HUB_CACHE"] = str(tmp / "hf-cache")
     # Generation runs the built-in tiny model, loaded on first use: stacks that never
     # generate never import torch.
     env["EASEL_GENERATION_MODEL"] = "tiny-random"

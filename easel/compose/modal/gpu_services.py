@@ -20,12 +20,13 @@ from easel.generation.app import build_engine
 from easel.generation.app import create_app as create_generation_app
 from easel.generation.engines.base import Engine
 from easel.segmentation.app import create_app as create_segmentation_app
-from easel.segmentation.segmenters import build_segmenter, weights_path
+from easel.segmentation.segmenters import build_segmenter, uses_sam2, weights_path
 from easel.segmentation.segmenters.base import Segmenter, SegmenterReport
 
 DIFFUSERS_IMPORTS = ("torch", "diffusers", "transformers", "accelerate")
 # Not ultralytics: it reads its offline switches at import, which the segmenter sets first.
 FASTSAM_IMPORTS = ("torch", "torchvision")
+SAM2_IMPORTS = ("torch", "transformers")
 
 
 @dataclass
@@ -80,10 +81,15 @@ class SegmentationContainer:
         settings = load_settings("segmentation")
         refuse_unprotected(settings, "segmentation")
         segmentation = settings.segmentation
+        sam2 = uses_sam2(segmentation)
         uses_fastsam = segmentation.segmentation_model == "fastsam" or (
-            segmentation.segmentation_model == "auto" and weights_path(segmentation).is_file()
+            segmentation.segmentation_model == "auto"
+            and not sam2
+            and weights_path(segmentation).is_file()
         )
-        if deploy.memory_snapshot and uses_fastsam:
+        if deploy.memory_snapshot and sam2:
+            warm_imports(SAM2_IMPORTS)
+        elif deploy.memory_snapshot and uses_fastsam:
             warm_imports(FASTSAM_IMPORTS)
         return cls(settings=settings)
 

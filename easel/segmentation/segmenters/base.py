@@ -59,6 +59,9 @@ class SegmenterReport:
     fastsam_weights_found: bool
     load_time_s: float = 0.0
     error: str | None = None
+    sam2_model: str = ""  # the hub id or folder EASEL_SAM2_MODEL names
+    sam2_found: bool = False  # loadable with no network: a folder, the hub cache, built-in
+    reason: str = ""  # why this segmenter serves (or none does)
 
 
 def scale_to(size: tuple[int, int], longest: int) -> float:

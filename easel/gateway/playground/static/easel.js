@@ -104,7 +104,8 @@
 
 /**
  * @typedef {object} SmartMaskRequest
- * @property {string} image Base64 image.
+ * @property {string} [image] Base64 image; or `image_id` from {@link Easel#prepare}.
+ * @property {string} [image_id] A prepared image: only the clicks travel.
  * @property {Array<[number, number]>} [points] Clicked points `[x, y]` in image pixels.
  * @property {Array<0|1>} [labels] One per point: 1 selects, 0 excludes.
  * @property {[number, number, number, number]} [box] `[x1, y1, x2, y2]` around the object.
@@ -308,6 +309,15 @@ export class Easel {
   }
 
   // ---- segmentation and image utilities -----------------------------------------------
+
+  /**
+   * Upload an image once for many clicks: `{image_id, width, height, expires_in}`; send
+   * `image_id` instead of `image` to `smartMask` (a 404 once it expired: prepare again).
+   * @param {{image: string}} body
+   */
+  prepare(body, { signal } = {}) {
+    return this._json("POST", "/api/smart-mask/prepare", { body, signal });
+  }
 
   /** @param {SmartMaskRequest} body @returns {Promise<SmartMaskResult>} */
   smartMask(body, { signal } = {}) {

@@ -10,7 +10,7 @@ import { $, busy, clearError, compact, loadImage, numberOf, showError } from "./
 export function setupEdit(ctx) {
   const error = $("#edit-error");
   const info = $("#edit-mask-info");
-  const state = { image: null, rawMask: null, mask: null, asked: 0 };
+  const state = { image: null, imageId: null, rawMask: null, mask: null, asked: 0 };
   const canvas = new MaskCanvas($("#edit-canvas"), (selection) => askMask(selection));
   const progress = new ProgressView($("#edit-progress-box"));
 
@@ -18,6 +18,11 @@ export function setupEdit(ctx) {
     clearError(error);
     const picture = await loadImage(dataUrl(image));
     state.image = image.image.replace(/^data:[^,]*,/, "");
+    // Uploaded once: the clicks then send only its id (a failure falls back to the image).
+    state.imageId = ctx.client.prepare({ image: state.image }).then(
+      (prepared) => prepared.image_id,
+      () => null,
+    );
     state.rawMask = state.mask = null;
     canvas.setImage(picture);
     $("#edit-stage").dataset.empty = "false";
@@ -40,13 +45,26 @@ export function setupEdit(ctx) {
     info.textContent = "Finding the mask…";
     clearError(error);
     try {
-      const answer = await ctx.client.smartMask(compact({ image: state.image, ...selection }));
+      const answer = await maskOf(selection);
       if (ask !== state.asked) return;
       await showMask(answer.mask, answer.mask);
       info.textContent = `Mask: ${answer.area} px, score ${answer.score.toFixed(2)} (${answer.model})`;
     } catch (reason) {
       if (ask === state.asked) showError(error, reason);
     }
+  }
+
+  async function maskOf(selection) {
+    const imageId = await state.imageId;
+    if (imageId) {
+      try {
+        return await ctx.client.smartMask(compact({ image_id: imageId, ...selection }));
+      } catch (reason) {
+        if (reason.status !== 404) throw reason;
+        state.imageId = Promise.resolve(null); // expired: send the image from now on
+      }
+    }
+    return ctx.client.smartMask(compact({ image: state.image, ...selection }));
   }
 
   async function showMask(raw, mask) {
