@@ -49,55 +49,45 @@ def test_the_auth_replaces_a_requests_own_proxy_headers() -> None:
     assert "modal-key" not in plain.headers and "modal-secret" not in plain.headers
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "httpx"])
-def proxied_gateway(
-    request: pytest.FixtureRequest,
-    downstream: Downstream,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ServerProcess]:
-    server = start_server(
-        "gateway",
-        tmp_path_factory.mktemp("gateway"),
-        env={
-            "EASEL_IMAGE_UTILS_URL": downstream.url,
-            "EASEL_UPSTREAM_CLIENT": request.param,
-            **PROXY,
-        },
-    )
-    yield server
-    server.stop()
+# The env of a gateway in front of the downstream, by what its test checks.
+GATEWAYS = {
+    "aiohttp": {"EASEL_UPSTREAM_CLIENT": "aiohttp", **PROXY},
+    "httpx": {"EASEL_UPSTREAM_CLIENT": "httpx", **PROXY},
+    "half": {"EASEL_MODAL_PROXY_TOKEN_ID": "wk-proxy-id"},  # no secret
+}
 
 
+@pytest.fixture(scope="module")
+def gateways(
+    downstream: Downstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServerProcess]]:
+    started: dict[str, ServerProcess] = {}
+    try:
+        for name, env in GATEWAYS.items():
+            tmp = tmp_path_factory.mktemp(f"gateway-{name}")
+            started[name] = start_server(
+                "gateway", tmp, env={"EASEL_IMAGE_UTILS_URL": downstream.url, **env}
+            )
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
 def test_the_gateway_sends_the_proxy_token_over_the_clients(
-    proxied_gateway: ServerProcess, downstream: Downstream
+    gateways: dict[str, ServerProcess], client: str
 ) -> None:
-    response = httpx.post(f"{proxied_gateway.url}{PREFIX}/echo", content=b"x", headers=FORGED)
+    url = gateways[client].url
+    response = httpx.post(f"{url}{PREFIX}/echo", content=b"x", headers=FORGED)
     assert response.status_code == 200, response.text
     seen = response.json()["headers"]
     assert seen["modal-key"] == "wk-proxy-id"
     assert seen["modal-secret"] == "ws-s3cr3t"
 
 
-@pytest.fixture(scope="module")
-def half_configured_gateway(
-    downstream: Downstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    server = start_server(
-        "gateway",
-        tmp_path_factory.mktemp("gateway"),
-        env={
-            "EASEL_IMAGE_UTILS_URL": downstream.url,
-            "EASEL_MODAL_PROXY_TOKEN_ID": "wk-proxy-id",
-        },
-    )
-    yield server
-    server.stop()
-
-
-def test_half_a_proxy_token_sends_nothing(
-    half_configured_gateway: ServerProcess, downstream: Downstream
-) -> None:
-    response = httpx.post(f"{half_configured_gateway.url}{PREFIX}/echo", content=b"x")
+def test_half_a_proxy_token_sends_nothing(gateways: dict[str, ServerProcess]) -> None:
+    response = httpx.post(f"{gateways['half'].url}{PREFIX}/echo", content=b"x")
     assert response.status_code == 200, response.text
     seen = response.json()["headers"]
     assert "modal-key" not in seen and "modal-secret" not in seen
