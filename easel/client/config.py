@@ -3,6 +3,7 @@ retries; how a `Call` becomes an `httpx.Request`, and how an answer is checked."
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -89,7 +90,7 @@ def failure(response: httpx.Response) -> ApiError | None:
     return error_from_response(response) if response.is_error else None
 
 
-class ClientBase(Generic[H, X]):
+class ClientBase(ABC, Generic[H, X]):
     """The options both clients take (see `Client`) and the httpx client they send with."""
 
     def __init__(
@@ -108,8 +109,9 @@ class ClientBase(Generic[H, X]):
         self._http: H = httpx_client or self._open(self._config.timeout, transport)
 
     @staticmethod
+    @abstractmethod
     def _open(timeout: httpx.Timeout, transport: X | None) -> H:
-        raise NotImplementedError
+        """The httpx client of this kind (sync or async) the client owns."""
 
     @property
     def base_url(self) -> str:
