@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from easel.segmentation.segmenters.base import Candidate, Prepared, Prompt, dedupe, scale_to
-from easel.segmentation.segmenters.classical import refine, region
+from easel.segmentation.segmenters.classical import correct, refine, region
 from easel.segmentation.segmenters.classical.score import (
     ScoreMaps,
     colour_bins,
@@ -75,7 +75,7 @@ class GrabCutSegmenter:
 
     def segment(self, prepared: Prepared, prompt: Prompt, max_masks: int) -> list[Candidate]:
         assert isinstance(prepared, GrabCutPrepared)
-        masks = self._grown(prepared, prompt) + self._grabcuts(prepared, prompt)
+        masks = self._readings(prepared, prompt)
         scored = [Candidate(mask=m * 255, score=score(m, prepared.maps)) for m in masks]
         ranked = sorted(scored, key=lambda c: c.score, reverse=True)
         width, height = prepared.size
@@ -85,6 +85,22 @@ class GrabCutSegmenter:
         ]
 
     # ---- candidates ----------------------------------------------------------------------
+    def _readings(self, prepared: GrabCutPrepared, prompt: Prompt) -> list[NDArray[np.uint8]]:
+        """Every reading of the prompt, at the working size: with several clicks, the
+        first one's best reading corrected by the others (`classical.correct`), else (or
+        where no correction can tell the clicks apart) all the clicks solved together."""
+        if len(prompt.positive) and len(prompt.positive) + len(prompt.negative) > 1:
+            first = Prompt(positive=prompt.positive[:1], box=prompt.box)
+            base = max(self._readings(prepared, first), key=lambda m: score(m, prepared.maps))
+            points = _scaled(prompt, prepared.size, prepared.lab.shape[:2])
+            radius = _radius(prepared.lab.shape[:2])
+            readings = correct.corrected(
+                prepared.lab, base, points.positive, points.negative, radius
+            )
+            if readings:
+                return [refine.snap(prepared.work, mask) for mask in readings]
+        return self._grown(prepared, prompt) + self._grabcuts(prepared, prompt)
+
     def _grown(self, prepared: GrabCutPrepared, prompt: Prompt) -> list[NDArray[np.uint8]]:
         """One candidate per rung of the tolerance ladder, at the working size."""
         points = _scaled(prompt, prepared.size, prepared.lab.shape[:2])
