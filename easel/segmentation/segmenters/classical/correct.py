@@ -30,7 +30,8 @@ def corrected(
 ) -> list[Mask]:
     """The readings, one per rung of `region.LADDER`, of `base` with the clicks after the
     first applied (`positive[1:]` added, `negative` taken out); each holds every positive
-    click and none of the negative ones. A rung where what a negative click takes out
+    click and none of the negative ones until its outline is snapped (which may move a
+    click lying on an edge to the other side). A rung where what a negative click takes out
     reaches a positive one (one colour throughout: no correction can tell them apart)
     gives none; with none at all, the caller solves the clicks together instead."""
     added_seeds = [p for p in positive[1:] if not base[p[1], p[0]]]
