@@ -8,11 +8,16 @@ OFF (`EASEL_BATCH_MAX_IMAGES=1`). M closed-loop clients (default 8) send compati
 rounds alternate ON and OFF. It prints images/s each way and their ratio, client-side p50
 and p99 latency, and the mean `batch_size` and `timings` the service reported.
 
+Then what adapter sets cost the batcher, on the batching-ON server: the same load with one
+LoRA on every request, and with half the clients on one LoRA and half on another (requests
+with different adapters never share a call), as ratios to the same load without a LoRA,
+measured in the same rounds (two tiny LoRAs built with peft into the server's MODELS_PATH).
+
 Then the service overhead: one request at a time (a batch of 1) through HTTP, request in ->
 base64 PNG out, against the bare pipeline called in this process (loaded with diffusers'
 `DiffusionPipeline.from_pretrained` from the same folder, same prompt, size, steps, seed).
 
-    .venv/bin/python benchmarks/generation_batching.py               # about a minute
+    .venv/bin/python benchmarks/generation_batching.py               # about two minutes
     .venv/bin/python benchmarks/generation_batching.py --size 64 --requests 400 -m 4
 
 The clients run in this process (httpx, asyncio): on a small machine they share its cores
@@ -45,9 +50,14 @@ sys.path.insert(0, str(ROOT))
 from _machine import INTERFERENCE_WARN, CpuWatch, machine_line, wait_for_quiet_machine  # noqa: E402
 
 from tests.support.servers import ServerProcess, start_server  # noqa: E402
+from tests.support.tiny_lora import build_tiny_lora  # noqa: E402
 
 MODEL = "tiny-random"
 OFF, ON = "off", "on"
+LORAS = ("lora-a", "lora-b")  # tiny adapters for the model, built with peft per run
+# The adapter cases: what each client slot asks for.
+NO_LORA, ONE_LORA, TWO_LORAS = "no LoRA", "one LoRA on all", "half on another LoRA"
+ADAPTER_CASES = (NO_LORA, ONE_LORA, TWO_LORAS)
 READY_TIMEOUT_S = 120.0
 
 console = Console(width=132)
@@ -55,10 +65,17 @@ console = Console(width=132)
 
 # ---- servers -------------------------------------------------------------------------------
 def server_env(
-    data_dir: Path, *, batching: bool, window_ms: float, max_images: int, clients: int
+    data_dir: Path,
+    models_path: Path,
+    *,
+    batching: bool,
+    window_ms: float,
+    max_images: int,
+    clients: int,
 ) -> dict[str, str]:
     return {
         "EASEL_DATA_DIR": str(data_dir),
+        "MODELS_PATH": str(models_path),
         "EASEL_GENERATION_MODEL": MODEL,
         "EASEL_GENERATION_LOAD": "startup",
         "EASEL_GENERATION_DEVICE": "cpu",
@@ -88,10 +105,14 @@ def running_servers(
 ) -> Iterator[dict[str, ServerProcess]]:
     with ExitStack() as stack:
         servers: dict[str, ServerProcess] = {}
+        models_path = tmp / "models"
+        for adapter, seed in zip(LORAS, (1, 2), strict=True):
+            build_tiny_lora(models_path / "loras" / f"{adapter}.safetensors", seed=seed)
         # OFF first, alone: it builds the tiny model into the shared data dir.
         for name in (OFF, ON):
             env = server_env(
                 data_dir,
+                models_path,
                 batching=name == ON,
                 window_ms=args.window_ms,
                 max_images=args.max_images,
@@ -134,8 +155,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def request_body(args: argparse.Namespace, client: int, index: int) -> dict[str, Any]:
-    return {
+def request_body(
+    args: argparse.Namespace, client: int, index: int, case: str = NO_LORA
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "prompt": f"a watercolour lighthouse at dusk, variation {client}-{index}",
         "width": args.size,
         "height": args.size,
@@ -143,9 +166,16 @@ def request_body(args: argparse.Namespace, client: int, index: int) -> dict[str,
         "guidance_scale": args.guidance,
         "seed": 1000 * client + index,
     }
+    if case == ONE_LORA:
+        body["loras"] = [{"name": LORAS[0], "weight": 0.8}]
+    elif case == TWO_LORAS:
+        body["loras"] = [{"name": LORAS[client % 2], "weight": 0.8}]
+    return body
 
 
-async def closed_loop(url: str, args: argparse.Namespace, total: int, run: Run | None) -> None:
+async def closed_loop(
+    url: str, args: argparse.Namespace, total: int, run: Run | None, case: str = NO_LORA
+) -> None:
     """`args.clients` clients each send, wait for the answer, and send again, until `total`
     answers have come; recorded into `run` (None: a warm-up)."""
     remaining = total
@@ -159,7 +189,8 @@ async def closed_loop(url: str, args: argparse.Namespace, total: int, run: Run |
                 remaining -= 1
                 index += 1
                 sent = time.perf_counter()
-                response = await client.post("/api/generate", json=request_body(args, slot, index))
+                payload = request_body(args, slot, index, case)
+                response = await client.post("/api/generate", json=payload)
                 elapsed_ms = (time.perf_counter() - sent) * 1000
                 if run is None:
                     continue
@@ -193,6 +224,19 @@ def measure_throughput(
         for name in order:
             with console.status(f"round {index + 1}/{args.rounds}: batching {name}"):
                 asyncio.run(closed_loop(servers[name].url, args, args.requests, runs[name]))
+    return runs
+
+
+def measure_adapters(server: ServerProcess, args: argparse.Namespace) -> dict[str, Run]:
+    """The batching-ON server under each adapter case, rounds rotating the order."""
+    runs = {case: Run() for case in ADAPTER_CASES}
+    for case in ADAPTER_CASES[1:]:  # loads the adapters; not counted
+        asyncio.run(closed_loop(server.url, args, 2 * args.clients, None, case))
+    for index in range(args.rounds):
+        shift = index % len(ADAPTER_CASES)
+        for case in ADAPTER_CASES[shift:] + ADAPTER_CASES[:shift]:
+            with console.status(f"adapters round {index + 1}/{args.rounds}: {case}"):
+                asyncio.run(closed_loop(server.url, args, args.requests, runs[case], case))
     return runs
 
 
@@ -332,6 +376,31 @@ def throughput_table(runs: dict[str, Run], args: argparse.Namespace) -> Table:
     return table
 
 
+def adapters_table(runs: dict[str, Run], args: argparse.Namespace) -> Table:
+    baseline = runs[NO_LORA]
+    table = Table(
+        title=f"Adapter sets, batching ON ({args.window_ms:g} ms, <= {args.max_images}), "
+        f"{args.clients} clients: {args.requests} requests x {args.rounds} rounds each",
+        title_justify="left",
+    )
+    columns = ("requests", "images/s", "/ no LoRA", "p50 ms", "p99 ms", "mean batch",
+               "svc infer ms", "errors")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "requests" else "right")
+    for case, run in runs.items():
+        table.add_row(
+            case,
+            f"{run.images_per_s:.1f}",
+            f"{run.images_per_s / baseline.images_per_s:.2f}x",
+            f"{percentile(run.latencies_ms, 50):.1f}",
+            f"{percentile(run.latencies_ms, 99):.1f}",
+            f"{statistics.fmean(run.batch_sizes):.2f}" if run.batch_sizes else "-",
+            f"{run.mean_timing('inference_ms'):.1f}",
+            str(run.errors),
+        )
+    return table
+
+
 def overhead_table(rows: Sequence[Single], args: argparse.Namespace) -> Table:
     bare = rows[0]
     table = Table(
@@ -382,23 +451,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "images_per_s": run.images_per_s,
+        "round_images_per_s": run.round_ips,
+        "p50_ms": percentile(run.latencies_ms, 50),
+        "p99_ms": percentile(run.latencies_ms, 99),
+        "mean_batch_size": statistics.fmean(run.batch_sizes) if run.batch_sizes else None,
+        "mean_timings_ms": {k: statistics.fmean(v) for k, v in run.timings.items()},
+        "errors": run.errors,
+    }
+
+
 def report_json(
-    runs: dict[str, Run], singles: Sequence[Single], machine: str, interference: str
+    runs: dict[str, Run],
+    adapters: dict[str, Run],
+    singles: Sequence[Single],
+    machine: str,
+    interference: str,
 ) -> dict[str, Any]:
+    baseline = adapters[NO_LORA].images_per_s
     return {
         "machine": machine,
         "interference": interference,
-        "throughput": {
-            name: {
-                "images_per_s": run.images_per_s,
-                "round_images_per_s": run.round_ips,
-                "p50_ms": percentile(run.latencies_ms, 50),
-                "p99_ms": percentile(run.latencies_ms, 99),
-                "mean_batch_size": statistics.fmean(run.batch_sizes) if run.batch_sizes else None,
-                "mean_timings_ms": {k: statistics.fmean(v) for k, v in run.timings.items()},
-                "errors": run.errors,
-            }
-            for name, run in runs.items()
+        "throughput": {name: run_json(run) for name, run in runs.items()},
+        "adapters": {
+            case: {**run_json(run), "ratio_to_no_lora": run.images_per_s / baseline}
+            for case, run in adapters.items()
         },
         "single": {
             s.label: {
@@ -430,7 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(throughput_table(runs, args))
             ratio = runs[ON].images_per_s / runs[OFF].images_per_s
             console.print(f"batching ON / OFF: [bold]{ratio:.2f}x[/] images/s")
-            for name, run in runs.items():
+            adapters = measure_adapters(servers[ON], args)
+            console.print(adapters_table(adapters, args))
+            for name, run in [*runs.items(), *adapters.items()]:
                 if run.first_error:
                     console.print(f"  first error ({name}): {run.first_error[:300]}")
             with console.status("one request at a time"):
@@ -441,9 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"took {time.monotonic() - started:.0f} s; [{colour}]{interference}[/]")
     if args.json:
         args.json.write_text(
-            json.dumps(report_json(runs, singles, machine, interference), indent=2)
+            json.dumps(report_json(runs, adapters, singles, machine, interference), indent=2)
         )
-    return 1 if any(run.errors for run in runs.values()) else 0
+    return 1 if any(run.errors for run in [*runs.values(), *adapters.values()]) else 0
 
 
 if __name__ == "__main__":

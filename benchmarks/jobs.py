@@ -44,9 +44,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.events import JobEvent, is_terminal
+from easel.core.image_store import ImageStore
 from easel.jobs.manager import JobLimits, JobManager
 from easel.jobs.models import Job, JobStatus
-from easel.jobs.results import ResultFiles
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.base import JobStore
 from easel.jobs.worker import Worker, WorkerConfig
@@ -127,7 +127,7 @@ def start_worker(
     )
     worker = Worker(
         store=store,
-        results=ResultFiles(results_dir),
+        results=ImageStore(results_dir),
         generation=generation,
         config=WorkerConfig(concurrency=1, heartbeat_s=5, poll_interval_s=poll),
         notify=notify,
@@ -223,7 +223,7 @@ async def run_case(
     store = await target.open()
     manager = JobManager(
         store=store,
-        results=ResultFiles(workdir / "results"),
+        results=ImageStore(workdir / "results"),
         limits=JobLimits(max_queued=jobs + 1, max_attempts=3, timeout_s=60, concurrency=workers),
     )
     try:

@@ -21,6 +21,8 @@ METHODS = ("get", "post", "put", "patch", "delete")
 BODYLESS = {
     ("post", "/api/generate/requests/{request_id}/cancel"),
     ("post", "/api/generate/cancel/{task_id}"),
+    ("post", "/api/models/{name}/load"),
+    ("post", "/api/models/{name}/unload"),
 }
 # Bodies parsed by easel.core.body.read_fields: JSON or multipart, so an unreadable form (400)
 # and an unsupported content type (415) can occur; the first-version `/generate` is JSON.
@@ -156,7 +158,8 @@ def test_the_job_result_is_typed(document: dict[str, Any]) -> None:
     schema = _resolve(document, ok["content"]["application/json"]["schema"])
     assert {"task_id", "images", "seed", "model", "timings"} <= set(schema["required"])
     image = _resolve(document, schema["properties"]["images"]["items"])
-    assert {"image", "sha256", "seed", "width", "height"} <= set(image["required"])
+    assert {"sha256", "seed", "width", "height"} <= set(image["required"])
+    assert {"image", "url"} <= set(image["properties"])  # by output: base64 or url
 
 
 def test_cross_field_rules_are_stated(document: dict[str, Any]) -> None:

@@ -42,16 +42,15 @@ SERVED: dict[tuple[str, str], tuple[str, object, tuple[int, ...]]] = {
     ("GET", "/openapi.json"): ("/openapi.json", None, (200,)),
     ("GET", "/api/workflows"): ("/api/workflows", None, (200,)),
     ("GET", "/api/models"): ("/api/models", None, (200,)),
+    ("POST", "/api/models/{name}/load"): ("/api/models/no-such-model/load", None, (404,)),
+    ("POST", "/api/models/{name}/unload"): ("/api/models/no-such-model/unload", None, (404,)),
     ("GET", "/"): ("/", None, (200,)),
     ("GET", "/metrics"): ("/metrics", None, (200,)),
+    ("GET", "/api/images/{sha256}.{ext}"): (f"/api/images/{'0' * 64}.png", None, (404,)),
 }
 
 # Rows of the SPEC no service answers yet, with what will build them.
-NOT_BUILT = {
-    ("POST", "/api/models/{name}/load"): "the models API (issue 21)",
-    ("POST", "/api/models/{name}/unload"): "the models API (issue 21)",
-    ("GET", "/api/images/{sha256}.{ext}"): "result images by URL",
-}
+NOT_BUILT: dict[tuple[str, str], str] = {}
 
 # Served, but not part of the API document (the document itself, its page, metrics).
 UNDOCUMENTED = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics"), ("GET", "/")}

@@ -43,8 +43,8 @@ class AsyncClient(AsyncBase):
     async def generate(
         self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
     ) -> GenerationOutput:
-        """`Client.generate`, awaited."""
-        return await self._call(gen.generate(prompt, fields))
+        """`Client.generate`, awaited (image links are fetched before it returns)."""
+        return await self.output((await self._call(gen.generate(prompt, fields))).raw)
 
     async def stream(
         self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
@@ -56,11 +56,34 @@ class AsyncClient(AsyncBase):
                 if (event := generation_event(sse)) is not None:
                     yield event
 
+    async def output(self, result: dict[str, Any]) -> GenerationOutput:
+        """`Client.output`; its image links fetched now (all at once), since reading
+        `images` cannot await."""
+        urls = [
+            str(item["url"])
+            for item in result.get("images", [])
+            if item.get("image") is None and item.get("url")
+        ]
+        fetched = await asyncio.gather(*(self.fetch_image(url) for url in urls))
+        return GenerationOutput(result, fetch=dict(zip(urls, fetched, strict=True)).__getitem__)
+
+    async def fetch_image(self, url: str) -> bytes:
+        """`Client.fetch_image`, awaited."""
+        return await self._bytes(gen.image(url, self.base_url))
+
     async def styles(self) -> list[str]:
         return await self._call(system.styles())
 
     async def models(self) -> dict[str, Any]:
         return await self._call(system.models())
+
+    async def load_model(self, name: str) -> dict[str, Any]:
+        """`Client.load_model`, awaited."""
+        return await self._call(system.load_model(name))
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        """`Client.unload_model`, awaited."""
+        return await self._call(system.unload_model(name))
 
     async def workflows(self) -> dict[str, Any]:
         return await self._call(system.workflows())
@@ -76,7 +99,7 @@ class AsyncClient(AsyncBase):
         return await self._call(gen.status(task_id))
 
     async def result(self, task_id: str) -> GenerationOutput:
-        return await self._call(gen.result(task_id))
+        return await self.output((await self._call(gen.result(task_id))).raw)
 
     async def cancel(self, task_id: str) -> JobInfo:
         return await self._call(gen.cancel(task_id))
@@ -107,7 +130,7 @@ class AsyncClient(AsyncBase):
         while True:
             try:
                 if (output := await self._follow(watch)) is not None:
-                    return output
+                    return await self.output(output.raw)
             except NetworkError:
                 pass  # the stream dropped: the status says whether the job is still going
             if watch.see_status(await self.status(task_id)):

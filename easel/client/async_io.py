@@ -46,6 +46,11 @@ class AsyncBase(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         response = await self._send(self._config.request(self._http, call), stream=False)
         return call.parse(response.json())
 
+    async def _bytes(self, call: Call[Any]) -> bytes:
+        """The body of `call`'s answer as it came (an image)."""
+        response = await self._send(self._config.request(self._http, call), stream=False)
+        return response.content
+
     async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         retrying = AsyncRetrying(**self._config.retry_policy())
         response: httpx.Response = await retrying(self._send_once, request, stream)

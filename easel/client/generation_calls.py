@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from easel.client.call import Call, segment
+from easel.client.call import Call, identity, segment
 from easel.client.images import encode_image
 from easel.client.results import GenerationOutput, JobInfo, JobPage
 
@@ -77,6 +77,15 @@ def cancel(task_id: str) -> Call[JobInfo]:
 
 def events_path(task_id: str) -> str:
     return f"/api/generate/events/{segment(task_id)}"
+
+
+def image(url: str, base_url: str) -> Call[Any]:
+    """An image link of an `output: "url"` result: a path on the server (or a URL under
+    `base_url`). Nothing else: the client's key goes to its own server only."""
+    path = url.removeprefix(base_url) if url.startswith(base_url + "/") else url
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"not a link of this server ({base_url}): {url}")
+    return Call("GET", path, identity)
 
 
 def _page(body: Any) -> JobPage:

@@ -43,8 +43,13 @@ def decode_bytes(data: str) -> bytes:
     return base64.b64decode(data)
 
 
-def decode_image(data: str) -> Image.Image:
-    """A base64 image field as a PIL image, fully loaded."""
-    image = Image.open(io.BytesIO(decode_bytes(data)))
+def open_image(data: bytes) -> Image.Image:
+    """Encoded image bytes as a PIL image, fully loaded."""
+    image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def decode_image(data: str) -> Image.Image:
+    """A base64 image field as a PIL image, fully loaded."""
+    return open_image(decode_bytes(data))

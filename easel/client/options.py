@@ -30,6 +30,7 @@ class GenerationFields(TypedDict, total=False):
     model: str
     extra_params: dict[str, Any]
     preview_every: int
+    output: Literal["base64", "url"]
 
 
 class JobFields(GenerationFields, total=False):

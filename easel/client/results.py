@@ -3,6 +3,8 @@ with the images decoded to PIL on first use."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -10,7 +12,10 @@ from typing import Any
 
 from PIL import Image
 
-from easel.client.images import decode_bytes, decode_image
+from easel.client.images import decode_bytes, decode_image, open_image
+
+ImageFetch = Callable[[str], bytes]
+"""Fetches an image's `url` (the client's own session, with its key): `Client.fetch_image`."""
 
 TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled", "expired"})
 
@@ -18,14 +23,19 @@ TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled", "expired"})
 @dataclass(frozen=True)
 class GenerationOutput:
     """The answer of `generate`, or a done job's `result`: the images, the seed of the
-    first (image i used `seed + i`), the timings in milliseconds, and the whole JSON."""
+    first (image i used `seed + i`), the timings in milliseconds, and the whole JSON.
+
+    Images come inline (`output: "base64"`) or as links (`output: "url"`); a link is
+    fetched with `fetch` on first use, once, and checked against its `sha256`."""
 
     raw: dict[str, Any] = field(repr=False)
+    fetch: ImageFetch | None = field(default=None, repr=False, compare=False)
+    _fetched: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def images(self) -> list[Image.Image]:
         """Every image, decoded."""
-        return [decode_image(item["image"]) for item in self.raw["images"]]
+        return [open_image(self.image_bytes(i)) for i in range(len(self.raw["images"]))]
 
     @property
     def image(self) -> Image.Image:
@@ -46,9 +56,30 @@ class GenerationOutput:
         """The job's id, for a job's result."""
         return self.raw.get("task_id")
 
+    def urls(self) -> list[str | None]:
+        """Each image's link (None for an image that came inline)."""
+        return [item.get("url") for item in self.raw["images"]]
+
     def image_bytes(self, index: int = 0) -> bytes:
         """Image `index` as the server encoded it (its `output_format`)."""
-        return decode_bytes(self.raw["images"][index]["image"])
+        item = self.raw["images"][index]
+        if item.get("image") is not None:
+            return decode_bytes(item["image"])
+        if index not in self._fetched:
+            self._fetched[index] = self._download(item)
+        return self._fetched[index]
+
+    def _download(self, item: dict[str, Any]) -> bytes:
+        url = item.get("url")
+        if not url:
+            raise ValueError("the image carries neither `image` nor `url`")
+        if self.fetch is None:
+            raise ValueError(f"the image is a link ({url}): fetch it with Client.fetch_image")
+        data = self.fetch(str(url))
+        digest = item.get("sha256")
+        if digest and hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"the image fetched from {url} is not the one of sha256 {digest}")
+        return data
 
     def save(self, path: str | Path, index: int = 0) -> Path:
         """Write image `index`'s bytes, as encoded by the server, to `path`."""

@@ -49,21 +49,31 @@ class Client(SyncBase):
         self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
     ) -> GenerationOutput:
         """Generate (or, with `image` and `mask`, edit or inpaint) and wait for the images.
-        Any field of the server's generation request passes as a keyword."""
-        return self._call(gen.generate(prompt, fields))
+        Any field of the server's generation request passes as a keyword; with
+        `output="url"` the images come as links, fetched through this client on first use."""
+        return self.output(self._call(gen.generate(prompt, fields)).raw)
 
     def stream(
         self, prompt: str | None = None, **fields: Unpack[opt.GenerationFields]
     ) -> Iterator[GenerationEvent]:
         """Generate, yielding the server's events as they come: `Queued`, `Started`,
         `Progress` (with a preview every `preview_every` steps), then `Succeeded` (its
-        `result` is `generate`'s JSON: wrap it in `GenerationOutput`), `Failed` or
+        `result` is `generate`'s JSON: `output(result)` reads it), `Failed` or
         `Cancelled`. Closing the iterator early cancels the generation."""
         call = Call("POST", gen.STREAM, identity, gen.stream_body(prompt, fields))
         with closing(self._events(call)) as stream:
             for sse in stream:
                 if (event := generation_event(sse)) is not None:
                     yield event
+
+    def output(self, result: dict[str, Any]) -> GenerationOutput:
+        """A generation result's JSON (a stream's `Succeeded.result`) as `generate`
+        returns it: image links (`output="url"`) are fetched through this client."""
+        return GenerationOutput(result, fetch=self.fetch_image)
+
+    def fetch_image(self, url: str) -> bytes:
+        """The bytes of an image link of this server (a result's `url`), with the key."""
+        return self._bytes(gen.image(url, self.base_url))
 
     def styles(self) -> list[str]:
         """The style presets `style` may name."""
@@ -72,6 +82,18 @@ class Client(SyncBase):
     def models(self) -> dict[str, Any]:
         """The model catalogue: `{engine, default_model, models: [{name, family, ...}]}`."""
         return self._call(system.models())
+
+    def load_model(self, name: str) -> dict[str, Any]:
+        """Load model `name` on the server and wait for it; its `models()` entry, with
+        what was done in `message`. Other idle models may be unloaded to make room (the
+        server's memory budget); a 503 (every other model busy, or the load failed) is
+        retried as any is. Needs an `admin` key when the server has keys on."""
+        return self._call(system.load_model(name))
+
+    def unload_model(self, name: str) -> dict[str, Any]:
+        """Unload model `name`, freeing its memory; `Conflict` (409) while it is busy.
+        Unloading a model that is not loaded succeeds and says so in `message`."""
+        return self._call(system.unload_model(name))
 
     def workflows(self) -> dict[str, Any]:
         """The ComfyUI workflows and their parameters (empty with the diffusers engine)."""
@@ -93,7 +115,7 @@ class Client(SyncBase):
     def result(self, task_id: str) -> GenerationOutput:
         """A done job's images; `Conflict` (409) while it is not done, `JobFailed`-like
         details for a failed one, `NotFound` once expired."""
-        return self._call(gen.result(task_id))
+        return self.output(self._call(gen.result(task_id)).raw)
 
     def cancel(self, task_id: str) -> JobInfo:
         """Cancel a queued or running job (idempotent); its status after."""
@@ -128,7 +150,7 @@ class Client(SyncBase):
         while True:
             try:
                 if (output := self._follow(watch)) is not None:
-                    return output
+                    return self.output(output.raw)
             except NetworkError:
                 pass  # the stream dropped: the status says whether the job is still going
             if watch.see_status(self.status(task_id)):

@@ -43,6 +43,10 @@ class SyncBase(ClientBase[httpx.Client, httpx.BaseTransport]):
         response = self._send(self._config.request(self._http, call), stream=False)
         return call.parse(response.json())
 
+    def _bytes(self, call: Call[Any]) -> bytes:
+        """The body of `call`'s answer as it came (an image)."""
+        return self._send(self._config.request(self._http, call), stream=False).content
+
     def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         retrying = Retrying(**self._config.retry_policy())
         response: httpx.Response = retrying(self._send_once, request, stream)

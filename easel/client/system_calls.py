@@ -1,10 +1,11 @@
-"""The calls that describe the server: health, models, workflows and styles."""
+"""The calls that describe the server (health, models, workflows and styles) and load or
+unload its models."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from easel.client.call import Call, identity
+from easel.client.call import Call, identity, segment
 
 
 def health(*, deep: bool = False) -> Call[dict[str, Any]]:
@@ -14,6 +15,14 @@ def health(*, deep: bool = False) -> Call[dict[str, Any]]:
 
 def models() -> Call[dict[str, Any]]:
     return Call("GET", "/api/models", identity)
+
+
+def load_model(name: str) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/models/{segment(name)}/load", identity)
+
+
+def unload_model(name: str) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/models/{segment(name)}/unload", identity)
 
 
 def workflows() -> Call[dict[str, Any]]:

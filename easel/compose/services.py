@@ -61,6 +61,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
             "/api/generate/cancel",
             "/api/generate/events",
             "/api/jobs",
+            "/api/images",  # stored images: every producer writes where it serves them
             "/generate",  # compat: the first version's pod API queues a job
         ),
         needs=("generation",),

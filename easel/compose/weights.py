@@ -24,7 +24,8 @@ from pydantic import Field
 from easel.compose.settings import EaselSettings
 from easel.core.settings import EaselSettingsBase, env
 from easel.generation.engines.diffusers.hub import HubReach
-from easel.generation.engines.diffusers.models import BUILTIN_SOURCE, CATALOGUE
+from easel.generation.engines.diffusers.models import BUILTIN_SOURCE
+from easel.generation.pulled import configured_models
 from easel.generation.settings import GenerationSettings
 from easel.segmentation.segmenters import weights_path
 from easel.segmentation.segmenters.sam2_tiny import TINY_SAM2
@@ -66,7 +67,7 @@ class WeightsItem:
 
 
 def _generation_item(name: str, generation: GenerationSettings) -> WeightsItem:
-    spec = {**CATALOGUE, **generation.generation_models}[name]
+    spec = configured_models(generation)[name]  # pulled ones too
     if spec.source.startswith(BUILTIN_SOURCE):
         return WeightsItem(name, "builtin", spec.source, generation.models_path / name, True)
     return _model_item(name, spec.source, generation.models_path)
@@ -110,7 +111,7 @@ def plan_downloads(
     SAM 2's with `sam2`, FastSAM's unless segmentation runs GrabCut). An unknown name is a
     WeightsError listing the known ones."""
     url_base = fastsam_url or WeightsSettings().fastsam_weights_url
-    known = sorted({**CATALOGUE, **generation.generation_models})
+    known = sorted(configured_models(generation))
     fastsam_names = {FASTSAM, segmentation.fastsam_weights.name}
     wanted = list(names) or [generation.generation_model]
     if not names and segmentation.segmentation_model == "sam2":

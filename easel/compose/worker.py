@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 from easel.compose.apps import connector
 from easel.compose.services import service_named
 from easel.compose.settings import EaselSettings
-from easel.jobs.results import ResultFiles
+from easel.core.image_store import ImageStore
 from easel.jobs.runtime import open_store, open_webhooks, worker_config
 from easel.jobs.worker import Worker
 
@@ -32,7 +32,7 @@ async def run_worker(settings: EaselSettings, *, concurrency: int | None = None)
         webhooks = await open_webhooks(jobs, stack)
         worker = Worker(
             store=store,
-            results=ResultFiles(jobs.results_path),
+            results=ImageStore(jobs.images_path),
             generation=await connector(service_named("generation"), settings)(stack),
             config=config,
             notify=webhooks.notify,

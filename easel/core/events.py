@@ -3,10 +3,12 @@
 Two streams speak it, each with its own union:
 
 - the generation stream (`POST /api/generate/stream`, built by the batcher),
-  `GenerationEvent`: `queued -> started -> progress* -> result | error | cancelled`;
+  `GenerationEvent`: `queued -> loading? -> started -> progress* -> result | error |
+  cancelled` (`loading`: the call's model is not loaded and loads first);
 - a job's log (the job store, `GET /api/generate/events/{id}`, webhooks), `JobEvent`: the
   job's own `queued -> started`, its generation stream relayed (`generation_queued`,
-  `generation_started`, `progress`), then `result | error | cancelled`. A job retried
+  `generation_loading`, `generation_started`, `progress`), then `result | error |
+  cancelled`. A job retried
   after a transient failure goes back to `queued` (with `retry`) and starts again; one
   whose generation service or engine is unreachable logs `waiting` and, still running on
   the same attempt, goes on once it is back.
@@ -37,6 +39,9 @@ class EventType(StrEnum):
     # The generation service's own queue and start, relayed into a job's log.
     GENERATION_QUEUED = "generation_queued"
     GENERATION_STARTED = "generation_started"
+    # The request's model is not loaded: it loads before the call starts.
+    LOADING = "loading"
+    GENERATION_LOADING = "generation_loading"
     # A running job waiting for the generation service (or its engine) to be back.
     WAITING = "waiting"
 
@@ -65,6 +70,10 @@ class CallShape(BaseEvent):
     batch_requests: int | None = Field(None, description="Requests sharing the pipeline call.")
 
 
+class ModelLoad(BaseEvent):
+    model: str = Field(description="The model that loads before the call starts.")
+
+
 class Progress(BaseEvent):
     """A denoising step done; in both streams."""
 
@@ -77,6 +86,10 @@ class Progress(BaseEvent):
 # ---- the generation stream --------------------------------------------------------------
 class Queued(QueuePlace):
     type: Literal[EventType.QUEUED] = EventType.QUEUED
+
+
+class Loading(ModelLoad):
+    type: Literal[EventType.LOADING] = EventType.LOADING
 
 
 class Started(CallShape):
@@ -105,7 +118,8 @@ class Cancelled(BaseEvent):
 
 
 GenerationEvent = Annotated[
-    Queued | Started | Progress | Succeeded | Failed | Cancelled, Field(discriminator="type")
+    Queued | Loading | Started | Progress | Succeeded | Failed | Cancelled,
+    Field(discriminator="type"),
 ]
 GENERATION_EVENT_ADAPTER: TypeAdapter[GenerationEvent] = TypeAdapter(GenerationEvent)
 
@@ -137,6 +151,12 @@ class GenerationStarted(CallShape):
     """The generation service's `started`, relayed into the job's log."""
 
     type: Literal[EventType.GENERATION_STARTED] = EventType.GENERATION_STARTED
+
+
+class GenerationLoading(ModelLoad):
+    """The generation service's `loading`, relayed into the job's log."""
+
+    type: Literal[EventType.GENERATION_LOADING] = EventType.GENERATION_LOADING
 
 
 class JobWaiting(BaseEvent):
@@ -175,6 +195,7 @@ JobEvent = Annotated[
     JobQueued
     | JobStarted
     | GenerationQueued
+    | GenerationLoading
     | GenerationStarted
     | Progress
     | JobWaiting

@@ -47,6 +47,51 @@ def _field_error(model: str, field: str, message: str) -> ValidationError:
     )
 
 
+class OutputKind(StrEnum):
+    """How a result carries its images: inline base64, or a link to the stored image."""
+
+    BASE64 = "base64"
+    URL = "url"
+
+
+class LoraChoice(BaseModel):
+    """One LoRA adapter applied to a request's model, at a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="An adapter of `GET /api/models` (a file under MODELS_PATH/loras, or a "
+        "hub id the model's configuration names).",
+    )
+    weight: float = Field(1.0, ge=-4, le=4, description="0 is the model without it.")
+
+
+class ControlChoice(BaseModel):
+    """One ControlNet condition: an image of `type` (edges, depth, ...) steering the
+    layout, over the share `start`-`end` of the denoising steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(
+        min_length=1, max_length=64, description="A control type the model's family lists."
+    )
+    image: ImageField = Field(description="The condition image; or, with preprocess, a photo.")
+    strength: float = Field(1.0, ge=0, le=2, description="The ControlNet's conditioning scale.")
+    start: float = Field(0.0, ge=0, le=1, description="Share of the steps where it begins.")
+    end: float = Field(1.0, ge=0, le=1, description="Share of the steps where it ends.")
+    preprocess: bool = Field(
+        False, description="Turn `image` into the condition first (canny: its edge map)."
+    )
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ControlChoice:
+        if self.start >= self.end:
+            raise _field_error(type(self).__name__, "end", "must be greater than start")
+        return self
+
+
 class Mode(StrEnum):
     TEXT_TO_IMAGE = "text-to-image"
     EDIT = "edit"
@@ -103,6 +148,25 @@ class GenerationRequest(BaseModel):
     preview_every: int | None = Field(
         None, ge=1, description="Stream only: a low-resolution preview every k steps."
     )
+    input_images: list[ImageField] = Field(
+        default_factory=list,
+        description="Edit models that take several images (Qwen-Image-Edit-Plus): all of "
+        "them, in order; the first is the one `input_image` would be.",
+    )
+    loras: list[LoraChoice] = Field(
+        default_factory=list, description="LoRA adapters to apply, each at its weight."
+    )
+    control: list[ControlChoice] = Field(
+        default_factory=list, description="ControlNet conditions; several combine."
+    )
+    scheduler: str | None = Field(
+        None, description="A scheduler the model's family lists; the model's own if absent."
+    )
+    output: OutputKind = Field(
+        OutputKind.BASE64,
+        description="`url`: each image is stored once and the result carries its link "
+        "(`GET /api/images/{sha256}.{ext}`) instead of its bytes.",
+    )
 
     @model_validator(mode="after")
     def _mode_fits_inputs(self) -> GenerationRequest:
@@ -110,10 +174,14 @@ class GenerationRequest(BaseModel):
         # depend on the engine (a prompt per mode, models, styles) are the service's.
         if self.mask_image is not None and self.input_image is None:
             raise _field_error(type(self).__name__, "input_image", "required with mask_image")
+        if self.input_images and self.input_image is not None:
+            raise _field_error(
+                type(self).__name__, "input_images", "give input_image or input_images, not both"
+            )
         if self.mode is None:
             if self.mask_image is not None:
                 self.mode = Mode.INPAINT
-            elif self.input_image is not None:
+            elif self.input_image is not None or self.input_images:
                 self.mode = Mode.EDIT
             else:
                 self.mode = Mode.TEXT_TO_IMAGE
@@ -126,7 +194,9 @@ class GenerationRequest(BaseModel):
 
 
 class GeneratedImage(BaseModel):
-    image: str = Field(description="Base64 of the encoded image.")
+    image: str | None = Field(None, description="Base64 of the encoded image (output base64).")
+    url: str | None = Field(None, description="Where to fetch it (output url).")
+    sha256: str | None = Field(None, description="The encoded image's digest (output url).")
     seed: int
     format: OutputFormat
     media_type: str
@@ -185,6 +255,8 @@ class GenerationResult(BaseModel):
     height: int
     steps: int
     guidance_scale: float
+    scheduler: str | None = Field(None, description="The scheduler that ran.")
+    loras: list[LoraChoice] = Field(default_factory=list, description="The adapters applied.")
     batch_size: int = Field(
         description="Images the pipeline call generated (its batch dimension), this"
         " request's and those of the requests that shared the call."

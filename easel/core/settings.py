@@ -88,6 +88,18 @@ class SharedSettings(EaselSettingsBase):
     png_compress_level: int = Field(1, ge=0, le=9, validation_alias=env("PNG_COMPRESS_LEVEL"))
     default_quality: int = Field(90, ge=1, le=100, validation_alias=env("DEFAULT_QUALITY"))
 
+    # --- stored images and their links (`output: "url"`) ---------------------------------
+    # Job workers and the generation service write images here, the job manager serves
+    # them (`easel.core.image_store`): every process of a deployment must see the same
+    # folder. One machine (all-in-one, a pod) shares the data dir; across machines it
+    # must be a volume they share (the Modal deployment mounts one).
+    images_dir: Path | None = Field(None, validation_alias=env("IMAGES_DIR", "EASEL_RESULTS_DIR"))
+    # Signs image links (`easel.core.image_links`); unset: derived from the internal
+    # token; neither: links are unsigned, and with API keys on they need a key.
+    image_link_secret: SecretStr | None = Field(None, validation_alias=env("IMAGE_LINK_SECRET"))
+    # Seconds a signed link works.
+    image_link_ttl: float = Field(3600.0, gt=0, validation_alias=env("IMAGE_LINK_TTL"))
+
     # --- logs ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", validation_alias=env("LOG_LEVEL", "LOG_LEVEL")
@@ -112,6 +124,10 @@ class SharedSettings(EaselSettingsBase):
     @property
     def max_image_bytes(self) -> int:
         return int(self.max_image_size_mb * 1024 * 1024)
+
+    @property
+    def images_path(self) -> Path:
+        return self.images_dir or self.data_dir / "results"
 
 
 def cpu_cores() -> int:

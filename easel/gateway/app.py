@@ -21,6 +21,7 @@ from starlette.types import Scope
 from easel.core.container import container_of, install_container
 from easel.core.docs import offline_docs_app
 from easel.core.errors import install_error_handlers
+from easel.core.image_links import ImageLinks
 from easel.core.metrics import HttpMetrics, install_metrics
 from easel.core.middleware import (
     BodyLimitMiddleware,
@@ -169,6 +170,7 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
         policy=access_policy(settings),
         metrics=AuthMetrics(metrics.registry),
         default_max_jobs=settings.max_concurrent_jobs,
+        links=ImageLinks.from_settings(settings),
     )
     if settings.cors_origins:
         app.add_middleware(

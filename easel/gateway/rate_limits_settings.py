@@ -15,6 +15,7 @@ from easel.gateway.route_classes import RouteClass
 # stays well under them; a flood does not. Liveness health is never limited.
 PUBLIC_PER_MINUTE: dict[RouteClass, int] = {
     RouteClass.GENERATE: 60,  # each one runs a model or queues a job
+    RouteClass.ADMIN: 60,  # a model load reads gigabytes: a loop of them is no use
     RouteClass.JOBS: 600,  # status, events and result polls: 10 a second
     RouteClass.SEGMENT: 120,
     RouteClass.UTILS: 300,
@@ -36,6 +37,7 @@ class RateLimitSettings(EaselSettingsBase):
 
     rate_limits: bool = Field(True, validation_alias=env("RATE_LIMITS"))
     rate_limit_generate: int | None = _per_minute("GENERATE")
+    rate_limit_admin: int | None = _per_minute("ADMIN")
     rate_limit_jobs: int | None = _per_minute("JOBS")
     rate_limit_segment: int | None = _per_minute("SEGMENT")
     rate_limit_utils: int | None = _per_minute("UTILS")

@@ -11,6 +11,7 @@ from easel.core.identity import ApiScope
 
 class RouteClass(StrEnum):
     GENERATE = "generate"  # runs a model: sync generation, or queues a job
+    ADMIN = "admin"  # operations: loading and unloading models (`/api/models/{name}/...`)
     JOBS = "jobs"  # reads or cancels jobs
     SEGMENT = "segment"
     UTILS = "utils"
@@ -24,6 +25,7 @@ class RouteClass(StrEnum):
 class _Rule:
     prefix: str
     route_class: RouteClass
+    exact: bool = False  # the prefix itself only, not the paths under it
 
 
 # First match wins: the more specific prefixes come first.
@@ -36,8 +38,11 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("/api/generate/validate", RouteClass.GENERATE),
     _Rule("/api/generate", RouteClass.GENERATE),
     _Rule("/api/workflows", RouteClass.GENERATE),
-    _Rule("/api/models", RouteClass.GENERATE),
+    _Rule("/api/models", RouteClass.GENERATE, exact=True),  # the listing
+    _Rule("/api/models", RouteClass.ADMIN),  # everything under it: load, unload
     _Rule("/api/jobs", RouteClass.JOBS),
+    # Stored result images: a key with `jobs` (reading results), or a signed link.
+    _Rule("/api/images", RouteClass.JOBS),
     _Rule("/generate", RouteClass.GENERATE),  # compat: the first version's pod API
     _Rule("/api/smart-mask", RouteClass.SEGMENT),
     _Rule("/api/image-utils", RouteClass.UTILS),
@@ -54,6 +59,7 @@ _RULES: tuple[_Rule, ...] = (
 # The scope each class needs; None: decided by configuration (health, system).
 REQUIRED_SCOPE: dict[RouteClass, ApiScope | None] = {
     RouteClass.GENERATE: ApiScope.GENERATE,
+    RouteClass.ADMIN: ApiScope.ADMIN,
     RouteClass.JOBS: ApiScope.JOBS,
     RouteClass.SEGMENT: ApiScope.SEGMENT,
     RouteClass.UTILS: ApiScope.UTILS,
@@ -72,6 +78,6 @@ def classify(path: str) -> RouteClass:
     if path == "/":  # the playground page
         return RouteClass.PAGE
     for rule in _RULES:
-        if _under(path, rule.prefix):
+        if path == rule.prefix if rule.exact else _under(path, rule.prefix):
             return rule.route_class
     return RouteClass.OTHER

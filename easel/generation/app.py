@@ -6,30 +6,34 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sse_starlette import EventSourceResponse
 
 from easel.core.app import create_service_app
 from easel.core.body import parse_body
-from easel.core.container import container_of, install_container
+from easel.core.container import install_container
 from easel.core.errors import EaselError, NotFound, error_body
 from easel.core.events import Cancelled, Failed, GenerationEvent, Succeeded, sse_fields
 from easel.core.generation_api import GenerationRequest, GenerationResult
 from easel.core.health import HealthStatus, ServiceHealth
+from easel.core.image_links import ImageLinks
+from easel.core.image_store import ImageStore
 from easel.core.images import ImageCodec
 from easel.core.metrics import HttpMetrics
 from easel.core.openapi import error_responses, event_stream, json_or_form_body, with_maxima
 from easel.core.request_context import current_request_id
 from easel.generation.batching import Batcher
+from easel.generation.catalogue_routes import router as catalogue_router
+from easel.generation.container import Container, GenerationContainer
 from easel.generation.engines.base import Engine
 from easel.generation.engines.comfyui import ComfyUIEngine
 from easel.generation.legacy import GpuServiceGenerate, GpuServiceGenerated, run_legacy
 from easel.generation.metrics import GenerationMetrics
+from easel.generation.outputs import ImageOutputs
 from easel.generation.service import GenerationService, Limits, Submission
 from easel.generation.settings import GenerationSettings
 from easel.generation.styles import Styles
@@ -37,19 +41,10 @@ from easel.generation.styles import Styles
 SERVICE = "generation"
 
 
-@dataclass(frozen=True)
-class GenerationContainer:
-    settings: GenerationSettings
-    service: GenerationService
-    engine: Engine
-    batcher: Batcher
-
-
-Container = Annotated[GenerationContainer, Depends(container_of(GenerationContainer))]
 router = APIRouter(tags=["generation"])
 # A request the engine runs can also meet a full queue or a failing, absent or slow engine.
 ENGINE_ERRORS = error_responses(429, 502, 503, 504)
-STREAM_EVENTS = ("queued", "started", "progress", "result", "error", "cancelled")
+STREAM_EVENTS = ("queued", "loading", "started", "progress", "result", "error", "cancelled")
 STREAM_EXAMPLE = (
     'event: queued\ndata: {"type": "queued", "position": 0, "request_id": "5f0c6e1a"}\n\n'
     'event: started\ndata: {"type": "started", "batch_size": 1, "batch_requests": 1}\n\n'
@@ -121,7 +116,8 @@ def _seconds(headers: dict[str, str]) -> float | None:
     responses={**event_stream(STREAM_EXAMPLE, STREAM_EVENTS), **ENGINE_ERRORS},
 )
 async def generate_stream(request: Request, container: Container) -> EventSourceResponse:
-    """Server-sent events: `queued` (position, request_id), `started` (batch_size: images
+    """Server-sent events: `queued` (position, request_id), `loading` (model: not loaded,
+    it loads first), `started` (batch_size: images
     the pipeline call generates; batch_requests: requests sharing it), `progress` (step,
     total, optional preview), then `result`, `error` or `cancelled`. Closing the stream
     cancels the request. Invalid requests are refused before the stream opens."""
@@ -200,95 +196,6 @@ class StylesAnswer(BaseModel):
 async def styles(container: Container) -> StylesAnswer:
     """The style presets a request may name in `style`."""
     return StylesAnswer(styles=container.service.styles.names())
-
-
-class WorkflowList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "engine": "comfyui",
-                    "workflows": [
-                        {
-                            "name": "text-to-image",
-                            "description": "SD 1.5 text-to-image",
-                            "source": "example",
-                            "parameters": {
-                                "steps": {
-                                    "type": "int",
-                                    "description": "Denoising steps.",
-                                    "default": 20,
-                                    "min": 1,
-                                    "max": 150,
-                                    "required": False,
-                                    "targets": [{"node": "3", "input": "steps"}],
-                                }
-                            },
-                        }
-                    ],
-                    "mode_workflows": {"text-to-image": "text-to-image"},
-                }
-            ]
-        }
-    )
-
-    engine: str
-    workflows: list[dict[str, Any]]
-    mode_workflows: dict[str, str]
-
-
-@router.get("/api/workflows", response_model=WorkflowList)
-async def workflows(container: Container) -> WorkflowList:
-    """The ComfyUI workflows a request may name in `model` (or reach through `mode`), each
-    with its parameters: type, default, bounds and the node inputs they are written into.
-    Empty with the diffusers engine."""
-    listing = container.engine.describe_workflows()
-    if listing is None:
-        return WorkflowList(engine=container.engine.name, workflows=[], mode_workflows={})
-    return WorkflowList(
-        engine=container.engine.name,
-        workflows=listing.workflows,
-        mode_workflows=listing.mode_workflows,
-    )
-
-
-class ModelList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "engine": "diffusers",
-                    "default_model": "sdxl",
-                    "models": [
-                        {
-                            "name": "sdxl",
-                            "family": "sdxl",
-                            "description": "Stable Diffusion XL 1.0",
-                            "modes": ["text-to-image", "edit", "inpaint"],
-                            "loaded": True,
-                            "default": True,
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    engine: str
-    default_model: str | None
-    models: list[dict[str, Any]]
-
-
-@router.get("/api/models", response_model=ModelList)
-async def models(container: Container) -> ModelList:
-    """The models a request may name in `model`: family, the modes each runs, whether it
-    is loaded and which one a request without `model` gets. With ComfyUI, its workflows."""
-    listing = container.engine.describe_models()
-    return ModelList(
-        engine=container.engine.name,
-        default_model=listing.default_model,
-        models=listing.models,
-    )
 
 
 @router.post("/generate", response_model=GpuServiceGenerated, include_in_schema=False)
@@ -386,6 +293,13 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
                 max_num_images=settings.max_num_images,
                 max_steps=settings.max_steps,
                 max_side=settings.max_side,
+                max_input_images=settings.max_input_images,
+                max_controls=settings.generation_max_controls,
+            ),
+            outputs=ImageOutputs(
+                codec=codec,
+                store=ImageStore(settings.images_path),
+                links=ImageLinks.from_settings(settings),
             ),
         )
         install_container(
@@ -412,7 +326,7 @@ def create_app(settings: GenerationSettings, *, engine: Engine | None = None) ->
         service=SERVICE,
         description="Text-to-image, edit and inpaint, batched, with progress and cancel.",
         lifespan=lifespan,
-        routers=[router, health_router],
+        routers=[router, catalogue_router, health_router],
         body_models=[GenerationRequest],
         metrics=http_metrics,
     )

@@ -23,7 +23,7 @@ from enum import StrEnum
 from PIL import Image
 
 from easel.core.errors import EaselError, ServiceUnavailable, TooManyRequests
-from easel.core.events import GenerationEvent, Progress, Queued, Started
+from easel.core.events import GenerationEvent, Loading, Progress, Queued, Started
 from easel.generation.engines.base import CallKey, Engine, EngineCall, EngineItem, ItemProgress
 from easel.generation.metrics import GenerationMetrics
 
@@ -47,6 +47,7 @@ class Outcome:
     batch_requests: int = 1  # requests that shared it
     queue_wait_s: float = 0.0
     inference_s: float = 0.0
+    scheduler: str | None = None  # the engine's name of the scheduler that ran
 
 
 @dataclass(eq=False)
@@ -177,7 +178,7 @@ class Batcher:
         return sum(t.item.num_images for t in self._waiting if t.key == key)
 
     async def _gather_window(self) -> None:
-        if self.window_s <= 0 or self.max_batch_images <= 1:
+        if self.window_s <= 0 or self.max_batch_images <= 1 or not self._waiting[0].key.shares:
             return
         deadline = self.clock() + self.window_s
         while self._waiting and self._compatible_images(self._waiting[0].key) < (
@@ -195,7 +196,7 @@ class Batcher:
     def _take_batch(self) -> list[Ticket]:
         first = self._waiting[0]
         batch, images = [first], first.item.num_images
-        for ticket in list(self._waiting)[1:]:
+        for ticket in list(self._waiting)[1:] if first.key.shares else ():
             if ticket.key == first.key and images + ticket.item.num_images <= (
                 self.max_batch_images
             ):
@@ -212,8 +213,13 @@ class Batcher:
     async def _run_call(self, batch: list[Ticket]) -> None:
         started = self.clock()
         size, requests = _images(batch), len(batch)
+        model = batch[0].key.model
+        # The engine loads it in this call: say so first, as a load can take minutes.
+        loading = None if self.engine.is_loaded(model) else Loading(model=model)
         for ticket in batch:
             ticket.state, ticket.started_at = TicketState.RUNNING, started
+            if loading is not None:
+                ticket.emit(loading)
             ticket.emit(Started(batch_size=size, batch_requests=requests))
         self._running = batch
         self._announce_positions()
@@ -274,6 +280,7 @@ class Batcher:
                         batch_requests=requests,
                         queue_wait_s=started - ticket.enqueued_at,
                         inference_s=elapsed,
+                        scheduler=output.scheduler,
                     ),
                 )
         finally:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from easel.core.errors import EaselError, InvalidInput
 from easel.core.generation_api import (
-    GeneratedImage,
     GenerationRequest,
     GenerationResult,
+    LoraChoice,
     Mode,
     Timings,
 )
 from easel.core.images import ImageCodec
 from easel.generation.batching import Batcher, Outcome, Ticket
+from easel.generation.control_images import decode_controls
 from easel.generation.engines.base import Engine, EngineItem, Prepared
+from easel.generation.outputs import ImageOutputs
 from easel.generation.styles import Styles
 
 
@@ -27,6 +29,8 @@ class Limits:
     max_num_images: int
     max_steps: int
     max_side: int
+    max_input_images: int = 4
+    max_controls: int = 3
 
 
 class Cancelled(EaselError):
@@ -50,8 +54,13 @@ class _Admitted:
     prepared: Prepared
     prompt: str
     negative: str | None
-    image: Image.Image | None
+    images: list[Image.Image]  # the input image first, then any further ones (Edit-Plus)
     mask: Image.Image | None
+    controls: list[Image.Image] = field(default_factory=list)  # one per request.control
+
+    @property
+    def image(self) -> Image.Image | None:
+        return self.images[0] if self.images else None
 
 
 class GenerationService:
@@ -63,12 +72,14 @@ class GenerationService:
         codec: ImageCodec,
         styles: Styles,
         limits: Limits,
+        outputs: ImageOutputs,
     ) -> None:
         self.engine = engine
         self.batcher = batcher
         self.codec = codec
         self.styles = styles
         self.limits = limits
+        self.outputs = outputs
 
     # ---- intake ------------------------------------------------------------------------
     def _check_limits(self, request: GenerationRequest) -> None:
@@ -81,6 +92,13 @@ class GenerationService:
             value = getattr(request, name)
             if value is not None and value > limits.max_side:
                 raise InvalidInput.field(name, f"at most {limits.max_side}")
+        if len(request.input_images) > limits.max_input_images:
+            raise InvalidInput.field("input_images", f"at most {limits.max_input_images}")
+        if len(request.control) > limits.max_controls:
+            # Before any image is decoded: each costs a decode (and maybe an edge map).
+            raise InvalidInput.field(
+                "control", f"at most {limits.max_controls} (EASEL_GENERATION_MAX_CONTROLS)"
+            )
 
     def _check_inputs(self, request: GenerationRequest) -> None:
         if self.engine.capabilities.validates_inputs:
@@ -89,20 +107,27 @@ class GenerationService:
         if mode is not Mode.EDIT and not (request.prompt or "").strip():
             raise InvalidInput.field("prompt", f"required for {mode}")
         if mode in (Mode.EDIT, Mode.INPAINT) and request.input_image is None:
-            raise InvalidInput.field("input_image", f"required for {mode}")
+            if not request.input_images:
+                raise InvalidInput.field("input_image", f"required for {mode}")
         if mode is Mode.INPAINT and request.mask_image is None:
             raise InvalidInput.field("mask_image", "required for inpaint")
         if mode is Mode.TEXT_TO_IMAGE and request.input_image is not None:
             raise InvalidInput.field("input_image", "not used by text-to-image; use edit")
+        if mode is not Mode.EDIT and request.input_images:
+            raise InvalidInput.field("input_images", f"not used by {mode}; use edit")
         if mode is not Mode.INPAINT and request.mask_image is not None:
             raise InvalidInput.field("mask_image", f"not used by {mode}; use inpaint")
 
     def _decode_images(
         self, request: GenerationRequest
-    ) -> tuple[Image.Image | None, Image.Image | None]:
-        image = mask = None
+    ) -> tuple[list[Image.Image], Image.Image | None]:
+        """The input images (one, or Edit-Plus' several) and the mask."""
+        images, mask = [], None
         if request.input_image is not None:
-            image = self.codec.decode(request.input_image, "input_image").convert("RGB")
+            images = [self.codec.decode(request.input_image, "input_image").convert("RGB")]
+        for index, data in enumerate(request.input_images):
+            images.append(self.codec.decode(data, f"input_images[{index}]").convert("RGB"))
+        image = images[0] if images else None
         if request.mask_image is not None:
             mask = self.codec.decode_mask(request.mask_image, "mask_image")
             assert image is not None
@@ -112,7 +137,7 @@ class GenerationService:
                     f"size {mask.width}x{mask.height} does not match input_image size "
                     f"{image.width}x{image.height}",
                 )
-        return image, mask
+        return images, mask
 
     async def _admit(self, request: GenerationRequest) -> _Admitted:
         """Every check a request passes before it may be queued; raises InvalidInput."""
@@ -121,10 +146,15 @@ class GenerationService:
         prompt, negative = self.styles.apply(
             request.style, request.prompt or "", request.negative_prompt
         )
-        image, mask = await run_in_threadpool(self._decode_images, request)
-        prepared = self.engine.prepare(request, image.size if image else None)
+        images, mask = await run_in_threadpool(self._decode_images, request)
+        input_size = images[0].size if images else None
+        controls = await run_in_threadpool(decode_controls, request, self.codec, input_size)
+        # Without a size or an input image, the control images give the output's size.
+        prepared = self.engine.prepare(
+            request, input_size or (controls[0].size if controls else None)
+        )
         prepared.seeds.check(request.seed, prepared.seeds_of)
-        return _Admitted(prepared, prompt, negative, image, mask)
+        return _Admitted(prepared, prompt, negative, images, mask, controls)
 
     async def validate(self, request: GenerationRequest) -> Prepared:
         """What `submit` checks, without queueing: for the job manager at submit time."""
@@ -144,6 +174,8 @@ class GenerationService:
             num_images=request.num_images,
             input_image=admitted.image,
             mask_image=admitted.mask,
+            input_images=admitted.images,
+            control_images=admitted.controls,
             # An engine without previews is not asked for them.
             wants_preview_every=(
                 request.preview_every if self.engine.capabilities.previews else None
@@ -172,13 +204,12 @@ class GenerationService:
         assert outcome.images is not None
         seed = submission.ticket.item.seed
         images = [
-            GeneratedImage(
-                image=self.codec.encode_base64(image, request.output_format, request.quality),
+            self.outputs.generated(
+                image,
+                output=request.output,
+                fmt=request.output_format,
+                quality=request.quality,
                 seed=submission.prepared.seeds.nth(seed, index),
-                format=request.output_format,
-                media_type=request.output_format.media_type,
-                width=image.width,
-                height=image.height,
             )
             for index, image in enumerate(outcome.images)
         ]
@@ -193,6 +224,8 @@ class GenerationService:
             height=key.height,
             steps=key.steps,
             guidance_scale=key.guidance_scale,
+            scheduler=outcome.scheduler or key.scheduler,
+            loras=[LoraChoice(name=name, weight=weight) for name, weight in key.loras],
             batch_size=outcome.batch_size,
             batch_requests=outcome.batch_requests,
             timings=Timings(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from easel.core.settings import EaselSettingsBase, SharedSettings, env
 
-ModelFamily = Literal["sd", "sdxl", "flux", "qwen-image", "qwen-image-edit"]
+ModelFamily = Literal["sd", "sdxl", "flux", "qwen-image", "qwen-image-edit", "qwen-image-edit-plus"]
 
 
 class ModelSpec(BaseModel):
@@ -26,9 +26,43 @@ class ModelSpec(BaseModel):
     default_guidance: float | None = Field(None, ge=0)
     default_size: int | None = Field(None, ge=64)
     condition_area: int | None = Field(
-        None, ge=64 * 64, description="Qwen edit: pixels of the condition image (1024*1024)."
+        None,
+        ge=64 * 64,
+        description="Qwen edit: pixels of each condition image (1024*1024; Edit-Plus 384*384 "
+        "for the text encoder's view of them).",
     )
     description: str = ""
+
+
+class ControlNetSpec(BaseModel):
+    """One ControlNet: where its weights are, the model family it fits, the control types
+    it takes (`control[i].type`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="A hub id, or a folder (relative paths: under MODELS_PATH).")
+    family: Literal["sd", "sdxl", "qwen-image"] = "sd"
+    types: list[str] = Field(min_length=1, description="The control types it takes, e.g. canny.")
+    # An SDXL ControlNet-Union (ControlNetUnionModel): one net for several types, each
+    # call saying which by its `control_mode`.
+    union: bool = False
+    variant: str | None = Field(None, description="Weights variant on the hub, e.g. fp16.")
+    description: str = ""
+
+
+class LoraSpec(BaseModel):
+    """One LoRA adapter beyond the files under MODELS_PATH/loras: a hub id (downloaded on
+    first use) or a file or folder (relative paths: under MODELS_PATH)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="A hub id, or a .safetensors file or a folder holding one.")
+    weight_name: str | None = Field(None, description="The file in a hub repo or folder.")
+    family: ModelFamily | None = Field(
+        None,
+        description="The model family it was trained for; read from a local file's keys "
+        "when absent (a hub adapter must say).",
+    )
 
 
 def _default_mode_workflows() -> dict[str, str]:
@@ -89,6 +123,23 @@ class GenerationSettings(SharedSettings, ComfyUISettings):
     generation_load: Literal["startup", "lazy"] = Field(
         "startup", validation_alias=env("GENERATION_LOAD")
     )
+
+    # --- models held in memory ----------------------------------------------------------
+    # Models loaded at once; to load one more, the least recently used idle one is
+    # unloaded. 1: a GPU sized for one model (SDXL on 16-24 GB, Qwen-Image-Edit on 80 GB)
+    # does not run out of memory when a request names another model; the cost is a reload
+    # when requests alternate between models. Raise it where several fit; 0: no count cap.
+    generation_max_models: int = Field(1, ge=0, validation_alias=env("GENERATION_MAX_MODELS"))
+    # The weights (parameters and buffers) all loaded models may hold together, in GB;
+    # None: no memory cap. A model larger than the whole budget still loads, alone.
+    generation_memory_gb: float | None = Field(
+        None, gt=0, validation_alias=env("GENERATION_MEMORY_GB")
+    )
+    # A request for a model not loaded: `load` it (its stream says `loading`), or
+    # `refuse` it with 409 naming `model` (only what POST /api/models/{name}/load loaded runs).
+    generation_on_unloaded: Literal["load", "refuse"] = Field(
+        "load", validation_alias=env("GENERATION_ON_UNLOADED")
+    )
     # Seconds the one connect to the model hub may take to find out whether it is
     # reachable, and how long that verdict is kept (a missing model is refused at once
     # meanwhile).
@@ -104,6 +155,24 @@ class GenerationSettings(SharedSettings, ComfyUISettings):
     )
     styles_file: Path | None = Field(None, validation_alias=env("STYLES_FILE"))
 
+    # --- ControlNet -----------------------------------------------------------------------
+    # name -> ControlNet, merged over the built-in hub defaults (control.py's catalogue); a
+    # request's `control[i].type` picks among those of its model's family.
+    generation_controlnets: dict[str, ControlNetSpec] = Field(
+        default_factory=dict, validation_alias=env("GENERATION_CONTROLNETS")
+    )
+    # Controls of one request: each adds a ControlNet forward pass to every step.
+    generation_max_controls: int = Field(3, ge=1, validation_alias=env("GENERATION_MAX_CONTROLS"))
+
+    # --- LoRA adapters --------------------------------------------------------------------
+    # name -> adapter, beside (and over) the .safetensors files under MODELS_PATH/loras; a
+    # request's `loras[i].name` picks among those of its model's family.
+    generation_loras: dict[str, LoraSpec] = Field(
+        default_factory=dict, validation_alias=env("GENERATION_LORAS")
+    )
+    # Adapters of one request: each adds its low-rank product to every adapted layer.
+    generation_max_loras: int = Field(4, ge=1, validation_alias=env("GENERATION_MAX_LORAS"))
+
     # --- batching and limits ------------------------------------------------------------
     batch_window_ms: float = Field(25.0, ge=0, validation_alias=env("BATCH_WINDOW_MS"))
     batch_max_images: int = Field(4, ge=1, validation_alias=env("BATCH_MAX_IMAGES"))
@@ -111,3 +180,6 @@ class GenerationSettings(SharedSettings, ComfyUISettings):
     max_num_images: int = Field(4, ge=1, validation_alias=env("MAX_NUM_IMAGES"))
     max_steps: int = Field(150, ge=1, validation_alias=env("MAX_STEPS"))
     max_side: int = Field(2048, ge=64, validation_alias=env("MAX_SIDE"))
+    # Condition images of one request (Qwen-Image-Edit-Plus reads them all; each costs a
+    # VAE encode and its share of the transformer's sequence).
+    max_input_images: int = Field(4, ge=1, validation_alias=env("MAX_INPUT_IMAGES"))

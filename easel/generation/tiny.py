@@ -25,6 +25,11 @@ log = logging.getLogger("easel.generation.tiny")
 TINY_SD = "tiny-random"
 TINY_SDXL = "tiny-random-xl"
 TINY_QWEN_EDIT = "tiny-random-qwen-edit"
+TINY_QWEN_EDIT_PLUS = "tiny-random-qwen-edit-plus"
+TINY_QWEN_IMAGE = "tiny-random-qwen-image"
+TINY_CONTROLNET = "tiny-random-controlnet"  # fits tiny-random (SD)
+TINY_CONTROLNET_UNION_XL = "tiny-random-controlnet-union-xl"  # fits tiny-random-xl
+TINY_QWEN_CONTROLNET = "tiny-random-qwen-controlnet"  # fits tiny-random-qwen-image
 _BUILT_MARKER = ".easel-built"
 
 Configs = dict[str, dict[str, Any]]  # component -> its constructor's keyword arguments
@@ -269,20 +274,20 @@ def sdxl_pipeline(
     )
 
 
-def qwen_edit_pipeline(
+def qwen_components(
     configs: Configs = QWEN_EDIT_CONFIGS,
     *,
     texts: Iterable[str] = (),
     device: str = "cpu",
     dtype: Any = None,
-) -> Any:
-    """A Qwen-Image-Edit pipeline: MMDiT transformer, Qwen VAE, a Qwen2.5-VL text encoder
+) -> dict[str, Any]:
+    """Qwen-Image's components: MMDiT transformer, Qwen VAE, a Qwen2.5-VL text encoder
     with a byte-level tokenizer carrying the prompt template's special tokens (merges for
-    the words of `texts`), and a processor sized by `configs["processor"]`."""
+    the words of `texts`), and the processor the edit pipelines add (sized by
+    `configs["processor"]`)."""
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
-        QwenImageEditPipeline,
         QwenImageTransformer2DModel,
     )
     from transformers import (
@@ -319,14 +324,41 @@ def qwen_edit_pipeline(
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(),
     )
-    return QwenImageEditPipeline(
-        transformer=transformer,
-        vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(**configs["scheduler"]),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        processor=processor,
-    )
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(**configs["scheduler"]),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "processor": processor,
+    }
+
+
+def qwen_edit_pipeline(
+    configs: Configs = QWEN_EDIT_CONFIGS,
+    *,
+    texts: Iterable[str] = (),
+    device: str = "cpu",
+    dtype: Any = None,
+    pipeline: str = "QwenImageEditPipeline",
+) -> Any:
+    """A Qwen-Image edit pipeline (`pipeline`: Edit, or Edit-Plus: several input images)."""
+    import diffusers
+
+    components = qwen_components(configs, texts=texts, device=device, dtype=dtype)
+    return getattr(diffusers, pipeline)(**components)
+
+
+def qwen_image_pipeline(
+    configs: Configs = QWEN_EDIT_CONFIGS, *, device: str = "cpu", dtype: Any = None
+) -> Any:
+    """Qwen-Image for text-to-image (and, through from_pipe, image-to-image and inpaint):
+    the edit pipeline's components but the processor."""
+    from diffusers import QwenImagePipeline
+
+    components = qwen_components(configs, device=device, dtype=dtype)
+    del components["processor"]
+    return QwenImagePipeline(**components)
 
 
 # ---- the built-in models -----------------------------------------------------------------
@@ -345,6 +377,78 @@ def build_tiny_qwen_edit(folder: Path, seed: int = 0) -> None:
     qwen_edit_pipeline().save_pretrained(folder)
 
 
+def build_tiny_qwen_edit_plus(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    qwen_edit_pipeline(pipeline="QwenImageEditPlusPipeline").save_pretrained(folder)
+
+
+def build_tiny_qwen_image(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    qwen_image_pipeline().save_pretrained(folder)
+
+
+# ---- ControlNets -------------------------------------------------------------------------
+def tiny_controlnet(configs: Configs = SD_CONFIGS, *, union: bool = False) -> Any:
+    """A ControlNet made from the tiny UNet of `configs` (`union`: a ControlNet-Union), its
+    zero-initialised output convolutions randomised: a fresh ControlNet adds exactly
+    nothing to the UNet, so a test could not see it work."""
+    import torch
+    from diffusers import ControlNetModel, ControlNetUnionModel, UNet2DConditionModel
+
+    # Seeded as the pipeline builders seed: the UNet's weights are the tiny model's.
+    unet = UNet2DConditionModel(**configs["unet"])
+    kind = ControlNetUnionModel if union else ControlNetModel
+    controlnet = kind.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
+    if union:  # from_unet keeps the full-size (320) width of the control-type transformer
+        narrow = {"num_trans_channel": 8, "num_trans_head": 2, "num_proj_channel": 8}
+        config = {k: v for k, v in controlnet.config.items() if k != "_use_default_values"}
+        controlnet = kind.from_config({**config, **narrow})  # (that key would undo narrow)
+    with torch.no_grad():
+        for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            conv.reset_parameters()  # the default (random) init that from_unet zeroed
+        # The condition's own path, He-initialised: with PyTorch's default init, the
+        # image's signal fades through its eight small convolutions, and every condition
+        # image would give nearly the same output.
+        for module in controlnet.controlnet_cond_embedding.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(module.bias)
+        # About as large as the latents it is added to: each condition image visibly
+        # steers the output.
+        controlnet.controlnet_cond_embedding.conv_out.weight.mul_(4)
+    return controlnet
+
+
+def build_tiny_controlnet(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    tiny_controlnet().save_pretrained(folder)
+
+
+def build_tiny_controlnet_union_xl(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    tiny_controlnet(SDXL_CONFIGS, union=True).save_pretrained(folder)
+
+
+def tiny_qwen_controlnet(configs: Configs = QWEN_EDIT_CONFIGS) -> Any:
+    """A Qwen-Image ControlNet made from the tiny transformer of `configs`, one block deep,
+    its zero-initialised input and output projections randomised (as `tiny_controlnet`)."""
+    import torch
+    from diffusers import QwenImageControlNetModel, QwenImageTransformer2DModel
+
+    transformer = QwenImageTransformer2DModel(**configs["transformer"])
+    shape = {k: configs["transformer"][k] for k in ("attention_head_dim", "num_attention_heads")}
+    controlnet = QwenImageControlNetModel.from_transformer(transformer, num_layers=1, **shape)
+    with torch.no_grad():
+        for linear in [*controlnet.controlnet_blocks, controlnet.controlnet_x_embedder]:
+            linear.reset_parameters()
+    return controlnet
+
+
+def build_tiny_qwen_controlnet(folder: Path, seed: int = 0) -> None:
+    _seeded(seed)
+    tiny_qwen_controlnet().save_pretrained(folder)
+
+
 def _seeded(seed: int) -> None:
     import torch
 
@@ -355,6 +459,11 @@ BUILDERS = {
     TINY_SD: build_tiny_sd,
     TINY_SDXL: build_tiny_sdxl,
     TINY_QWEN_EDIT: build_tiny_qwen_edit,
+    TINY_QWEN_EDIT_PLUS: build_tiny_qwen_edit_plus,
+    TINY_QWEN_IMAGE: build_tiny_qwen_image,
+    TINY_CONTROLNET: build_tiny_controlnet,
+    TINY_CONTROLNET_UNION_XL: build_tiny_controlnet_union_xl,
+    TINY_QWEN_CONTROLNET: build_tiny_qwen_controlnet,
 }
 
 

@@ -134,22 +134,3 @@ def diff(image_a: Image.Image, image_b: Image.Image) -> Difference:
         changed_fraction=float(absolute.any(axis=2).mean()),
         heatmap=Image.fromarray(cv2.cvtColor(heat_bgr, cv2.COLOR_BGR2RGB), "RGB"),
     )
-
-
-def canny(
-    image: Image.Image,
-    *,
-    low_threshold: float,
-    high_threshold: float,
-    aperture_size: int,
-    l2_gradient: bool,
-) -> Image.Image:
-    if low_threshold > high_threshold:
-        raise InvalidInput.field(
-            "low_threshold", f"must not exceed high_threshold ({high_threshold:g})"
-        )
-    gray = np.asarray(image.convert("L"))
-    edges = cv2.Canny(
-        gray, low_threshold, high_threshold, apertureSize=aperture_size, L2gradient=l2_gradient
-    )
-    return Image.fromarray(edges, "L")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from easel.core.edges import CannyParams, canny
 from easel.core.errors import PayloadTooLarge
 from easel.core.images import ImageCodec
 from easel.core.masks import DEFAULT_LIMITS, MaskLimits, MaskRefine, refine_mask
@@ -92,13 +93,13 @@ class ImageUtilsService:
 
     def canny(self, request: CannyRequest) -> ImageResult:
         image = self.codec.decode(request.image, "image")
-        edges = ops.canny(
-            image,
+        params = CannyParams(
             low_threshold=request.low_threshold,
             high_threshold=request.high_threshold,
             aperture_size=request.aperture_size,
             l2_gradient=request.l2_gradient,
         )
+        edges = canny(image, params)  # the generation service's canny preprocessing too
         return self._result(edges, request)
 
     def mask(self, request: MaskRequest) -> ImageResult:

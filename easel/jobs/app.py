@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from sse_starlette import EventSourceResponse
@@ -28,13 +28,15 @@ from easel.core.errors import InvalidInput
 from easel.core.events import EventType, job_sse_fields
 from easel.core.health import HealthStatus, ServiceHealth
 from easel.core.identity import current_caller
+from easel.core.image_links import ImageLinks
+from easel.core.image_store import ImageStore
 from easel.core.metrics import HttpMetrics
 from easel.core.openapi import BODY_ERRORS, error_responses, event_stream, json_or_form_body
 from easel.core.request_context import task_id_var
+from easel.jobs.images import image_response
 from easel.jobs.manager import JobLimits, JobList, JobManager, JobView
 from easel.jobs.models import JobStatus
 from easel.jobs.queue_metrics import QueueMetrics
-from easel.jobs.results import ResultFiles
 from easel.jobs.runtime import maintain, open_store, open_webhooks, worker_config
 from easel.jobs.schemas import AsyncGenerationRequest, JobResult
 from easel.jobs.settings import JobsSettings
@@ -50,7 +52,7 @@ class JobsContainer:
     settings: JobsSettings
     manager: JobManager
     store: JobStore
-    results: ResultFiles
+    results: ImageStore
     worker: Worker | None
 
 
@@ -126,8 +128,9 @@ async def status(task_id: str, container: Container) -> JobView:
     responses=error_responses(404, 409, 422),
 )
 async def result(task_id: str, container: Container) -> dict[str, Any]:
-    """The images of a done job (base64). 409 while it is not done, or with the error of a
-    failed one; 404 when unknown or removed after its retention."""
+    """The images of a done job (base64; links for `output: "url"`). 409 while it is not
+    done, or with the error of a failed one; 404 when unknown or removed after its
+    retention."""
     return await container.manager.result(task_id, caller=current_caller())
 
 
@@ -270,6 +273,36 @@ async def pod_generate(body: PodGenerateRequest, container: Container) -> PodGen
     return PodGenerateQueued(task_id=job.id, status=job.status)
 
 
+@router.get(
+    "/api/images/{sha256}.{ext}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The image's bytes as encoded (or a 304 for a matching ETag).",
+            "content": {
+                f"image/{ext}": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": f"(the {ext} file's bytes)",
+                }
+                for ext in ("png", "jpeg", "webp")
+            },
+        },
+        **error_responses(401, 403, 404),
+    },
+)
+async def image(
+    sha256: str,
+    ext: str,
+    container: Container,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A stored image of an `output: "url"` request (its `url`), by the sha256 of its
+    bytes and its format (png, jpeg, webp); cached for good (the ETag is the digest).
+    With API keys on, a key with the `jobs` scope, or the link's own unexpired signature
+    (`expires`, `sig`) without a key. 404 for an unknown digest or another extension."""
+    return await image_response(container.results, sha256, ext, if_none_match=if_none_match)
+
+
 health_router = APIRouter(tags=["health"])
 
 
@@ -311,7 +344,7 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
         async with AsyncExitStack() as stack:
             store = await open_store(settings)
             stack.push_async_callback(store.close)
-            results = ResultFiles(settings.results_path)
+            results = ImageStore(settings.images_path)
             webhooks = await open_webhooks(settings, stack)
             wants_client = settings.jobs_in_process_worker or settings.jobs_submit_check
             client = await generation(stack) if generation is not None and wants_client else None
@@ -329,6 +362,7 @@ def create_app(settings: JobsSettings, *, generation: ClientOpener | None = None
                 ),
                 webhooks=webhooks,
                 check=check,
+                links=ImageLinks.from_settings(settings),
             )
             worker = None
             tasks = []

@@ -19,14 +19,16 @@ from starlette.concurrency import run_in_threadpool
 from easel.core.body import validate_fields
 from easel.core.errors import Conflict, EaselError, InvalidInput, NotFound, TooManyRequests
 from easel.core.events import JobEvent, JobSucceeded, is_terminal
-from easel.core.generation_api import GenerationRequest
+from easel.core.generation_api import GenerationRequest, OutputKind
 from easel.core.identity import Caller, current_caller
+from easel.core.image_links import ImageLinks
+from easel.core.image_store import ImageStore
+from easel.core.images import OutputFormat
 from easel.core.request_context import task_id_var
 from easel.jobs import access
 from easel.jobs.context import submitted_trace
 from easel.jobs.eta import Durations, queued_eta, remaining
 from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
-from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import (
     IdempotencyConflict,
     JobStore,
@@ -142,16 +144,18 @@ class JobManager:
         self,
         *,
         store: JobStore,
-        results: ResultFiles,
+        results: ImageStore,
         limits: JobLimits,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.1,
         webhooks: Webhooks | None = None,
         check: RequestCheck | None = None,
+        links: ImageLinks | None = None,
     ) -> None:
         self.store = store
         self.check = check
         self.results = results
+        self.links = links or ImageLinks(secret=None)
         self.limits = limits
         self.clock = clock
         self.poll_interval = poll_interval
@@ -340,12 +344,19 @@ class JobManager:
             raise Conflict(
                 f"job {job_id} is {job.status}, not done", details={"status": job.status}
             )
-        return {"task_id": job.id, **await run_in_threadpool(self._with_images, job.result)}
+        images = await run_in_threadpool(self._with_images, job.result, _output_of(job))
+        return {"task_id": job.id, **images}
 
-    def _with_images(self, result: dict[str, Any]) -> dict[str, Any]:
+    def _with_images(self, result: dict[str, Any], output: OutputKind) -> dict[str, Any]:
+        """The stored result with each image's bytes (output base64) or link (url)."""
         images = []
         for image in result.get("images", []):
-            data = self.results.load(image["sha256"])
+            digest = image["sha256"]
+            if output is OutputKind.URL and self.results.has(digest):
+                link = self.links.link(digest, OutputFormat(image["format"]))
+                images.append({**image, "url": link})
+                continue
+            data = None if output is OutputKind.URL else self.results.load(digest)
             if data is None:
                 raise NotFound("the job's images were removed")
             images.append({**image, "image": base64.b64encode(data).decode("ascii")})
@@ -370,15 +381,17 @@ class JobManager:
     ) -> AsyncIterator[tuple[int, JobEvent]]:
         """The job's event log from `after`, live until its terminal event; the result's
         images with their data. Unknown (404) now, before a stream opens."""
-        await self._job(job_id, caller)
-        return self._follow(job_id, after)
+        job = await self._job(job_id, caller)
+        return self._follow(job_id, after, _output_of(job))
 
-    async def _follow(self, job_id: str, after: int) -> AsyncIterator[tuple[int, JobEvent]]:
+    async def _follow(
+        self, job_id: str, after: int, output: OutputKind
+    ) -> AsyncIterator[tuple[int, JobEvent]]:
         while True:
             for event_id, event in await self.store.read(job_id, after=after):
                 after = event_id
                 if isinstance(event, JobSucceeded):
-                    result = await run_in_threadpool(self._with_images, event.result)
+                    result = await run_in_threadpool(self._with_images, event.result, output)
                     event = event.model_copy(update={"result": result})
                 yield event_id, event
                 if is_terminal(event):
@@ -387,3 +400,12 @@ class JobManager:
             if job is None:
                 return
             await asyncio.sleep(self.poll_interval)
+
+
+def _output_of(job: Job) -> OutputKind:
+    """How the job's request asked for its images (a request stored before the field
+    existed: base64)."""
+    try:
+        return OutputKind(job.request.get("output", OutputKind.BASE64))
+    except ValueError:
+        return OutputKind.BASE64

@@ -17,6 +17,9 @@ from easel.jobs.webhooks import Webhooks, WebhookSender
 from easel.jobs.worker import WorkerConfig, recover_stale
 
 log = logging.getLogger("easel.jobs")
+# How often the image store is swept by age (a walk of the whole folder): the images of
+# synchronous `output: "url"` requests, which no job's sweep removes, go then.
+IMAGE_SWEEP_EVERY_S = 600.0
 
 
 async def open_store(settings: JobsSettings) -> JobStore:
@@ -67,6 +70,7 @@ async def maintain(
     """Refresh the queue `gauges`; recover jobs of dead workers; remove jobs (and images)
     past their retention; warn while jobs wait and no worker takes them."""
     no_worker = NoWorkerWarning(after_s=settings.jobs_no_worker_warning)
+    images_swept = 0.0
     while True:
         try:
             now = manager.clock()
@@ -84,6 +88,11 @@ async def maintain(
             for job in await manager.store.sweep(older_than=cutoff):
                 for image in (job.result or {}).get("images", []):
                     manager.results.delete_unused(image["sha256"], since=cutoff)
+            if now - images_swept >= IMAGE_SWEEP_EVERY_S:
+                # Kept as long as jobs are (EASEL_JOBS_RETENTION): a job's images were
+                # saved when it ended, so a job still kept keeps its images.
+                await asyncio.to_thread(manager.results.sweep, older_than=cutoff)
+                images_swept = now
         except Exception:
             log.exception("job maintenance failed; trying again")
         await asyncio.sleep(min(settings.jobs_heartbeat, 60))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -52,9 +51,6 @@ class JobsSettings(SharedSettings, WebhookSettings, OutboundSettings):
     jobs_max_attempts: int = Field(3, ge=1, validation_alias=env("JOBS_MAX_ATTEMPTS"))
     jobs_timeout: float = Field(600.0, gt=0, validation_alias=env("JOBS_TIMEOUT"))
     jobs_retention: float = Field(7 * 86400.0, gt=0, validation_alias=env("JOBS_RETENTION"))
-    # Workers write result images here and job managers serve them: with workers on other
-    # machines it must be storage they share (a network or cloud volume).
-    results_dir: Path | None = Field(None, validation_alias=env("RESULTS_DIR"))
     jobs_heartbeat: float = Field(2.0, gt=0, validation_alias=env("JOBS_HEARTBEAT"))
     jobs_visibility_timeout: float = Field(
         30.0, gt=0, validation_alias=env("JOBS_VISIBILITY_TIMEOUT")
@@ -78,7 +74,3 @@ class JobsSettings(SharedSettings, WebhookSettings, OutboundSettings):
     jobs_submit_check_timeout: float = Field(
         10.0, gt=0, validation_alias=env("JOBS_SUBMIT_CHECK_TIMEOUT")
     )
-
-    @property
-    def results_path(self) -> Path:
-        return self.results_dir or self.data_dir / "results"

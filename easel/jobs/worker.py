@@ -33,6 +33,7 @@ from easel.core.events import (
     ErrorBody,
     Failed,
     GenerationEvent,
+    GenerationLoading,
     GenerationQueued,
     GenerationStarted,
     JobCancelled,
@@ -41,12 +42,14 @@ from easel.core.events import (
     JobFailed,
     JobSucceeded,
     JobWaiting,
+    Loading,
     Progress,
     Queued,
     Started,
     Succeeded,
 )
 from easel.core.identity import ApiScope, Caller
+from easel.core.image_store import ImageStore
 from easel.core.request_context import service_scope
 from easel.jobs.context import job_context
 from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
@@ -54,7 +57,6 @@ from easel.jobs.job_log import job_ended, job_started
 from easel.jobs.models import Job
 from easel.jobs.outage import OutageWait, probe, retry_after_of
 from easel.jobs.reporter import JobReporter, Notify
-from easel.jobs.results import ResultFiles
 from easel.jobs.store.base import JobStore, moved_event, started_event
 
 log = logging.getLogger("easel.jobs.worker")
@@ -89,7 +91,7 @@ class Worker:
         self,
         *,
         store: JobStore,
-        results: ResultFiles,
+        results: ImageStore,
         generation: httpx.AsyncClient,
         config: WorkerConfig,
         worker_id: str | None = None,
@@ -292,7 +294,10 @@ class Worker:
             async with self.generation.stream(
                 "POST",
                 "/api/generate/stream",
-                json=job.request,
+                # The images come back inline whatever the job asked: the worker stores
+                # them itself, and the job's result gives links (`output: "url"`) or
+                # bytes when read. Generation may write to another disk than this one.
+                json={**job.request, "output": "base64"},
                 headers={"X-Request-ID": job.id},
                 timeout=httpx.Timeout(job.timeout_s, connect=10),
             ) as response:
@@ -331,7 +336,7 @@ class Worker:
         match event:
             case Progress(step=step, total=total):
                 report.add(event, progress=(step, total))
-            case Queued() | Started():  # the generation service's own queue, named apart
+            case Queued() | Loading() | Started():  # the generation service's, named apart
                 report.add(_relayed(event))
             case Succeeded(result=result):
                 stored = await run_in_threadpool(self._store_images, result)
@@ -407,8 +412,12 @@ def _parse(data: str) -> GenerationEvent:
         ) from exc
 
 
-def _relayed(event: Queued | Started) -> GenerationQueued | GenerationStarted:
-    """The generation service's `queued`/`started` as the job's log names them."""
+def _relayed(
+    event: Queued | Loading | Started,
+) -> GenerationQueued | GenerationLoading | GenerationStarted:
+    """The generation service's `queued`/`loading`/`started` as the job's log names them."""
     if isinstance(event, Queued):
         return GenerationQueued(position=event.position, request_id=event.request_id)
+    if isinstance(event, Loading):
+        return GenerationLoading(model=event.model)
     return GenerationStarted(batch_size=event.batch_size, batch_requests=event.batch_requests)

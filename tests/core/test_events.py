@@ -14,6 +14,7 @@ from easel.core.events import (
     Cancelled,
     EventType,
     Failed,
+    GenerationLoading,
     GenerationQueued,
     GenerationStarted,
     JobCancelled,
@@ -21,6 +22,7 @@ from easel.core.events import (
     JobQueued,
     JobStarted,
     JobSucceeded,
+    Loading,
     Progress,
     Queued,
     Started,
@@ -70,6 +72,7 @@ def test_old_job_events_parse_and_serialize_to_the_same_keys(old, typed) -> None
 def test_the_generation_stream_events_round_trip_with_their_nulls() -> None:
     events = [
         Queued(position=0, request_id="r1"),
+        Loading(model="sdxl"),
         Started(batch_size=4, batch_requests=2),
         Progress(step=1, total=2),
         Succeeded(result={"images": []}),
@@ -82,6 +85,13 @@ def test_the_generation_stream_events_round_trip_with_their_nulls() -> None:
         assert GENERATION_EVENT_ADAPTER.validate_json(fields["data"]) == event
     progress = json.loads(sse_fields(Progress(step=1, total=2))["data"])
     assert progress == {"type": "progress", "step": 1, "total": 2, "preview": None}
+
+
+def test_a_models_load_is_relayed_into_a_jobs_log_under_its_own_name() -> None:
+    relayed = JOB_EVENT_ADAPTER.validate_python({"type": "generation_loading", "model": "sdxl"})
+    assert relayed == GenerationLoading(model="sdxl")
+    with pytest.raises(ValidationError):  # the stream's `loading` is not a job event
+        JOB_EVENT_ADAPTER.validate_python({"type": "loading", "model": "sdxl"})
 
 
 def test_a_job_event_on_the_wire_has_no_null_fields() -> None:

@@ -118,9 +118,9 @@ def test_results_live_under_the_data_dir_unless_shared_storage_is_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("EASEL_DATA_DIR", "/srv/easel")
-    assert EaselSettings.load().jobs.results_path == Path("/srv/easel/results")
+    assert EaselSettings.load().jobs.images_path == Path("/srv/easel/results")
     monkeypatch.setenv("EASEL_RESULTS_DIR", "/mnt/shared/results")
-    assert EaselSettings.load().jobs.results_path == Path("/mnt/shared/results")
+    assert EaselSettings.load().jobs.images_path == Path("/mnt/shared/results")
 
 
 def test_a_shared_setting_reaches_every_service_and_its_error_is_named_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +22,26 @@ def generate(api: httpx.Client, **fields: Any) -> dict[str, Any]:
     response = api.post("/api/generate", json=fields, timeout=WAIT)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def post_all(url: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every body posted at once to `/api/generate`: the results, in order."""
+    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as client:
+        responses = await asyncio.gather(*(client.post("/api/generate", json=b) for b in bodies))
+    for response in responses:
+        assert response.status_code == 200, response.text
+    return [response.json() for response in responses]
+
+
+def kept_apart(api: httpx.Client, url: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Requests that must not share a call, sent at once: each ran alone, and got what it
+    gets alone. Their concurrent results."""
+    alone = [generate(api, **body) for body in bodies]
+    together = asyncio.run(post_all(url, bodies))
+    assert [result["batch_requests"] for result in together] == [1] * len(bodies)
+    for single, concurrent in zip(alone, together, strict=True):
+        assert np.abs(pixels(single) - pixels(concurrent)).max() <= 2
+    return together
 
 
 def pixels(result: dict[str, Any], index: int = 0) -> np.ndarray:

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.generation.helpers import WAIT, generation_state, pixels, sse_events
+from tests.generation.helpers import WAIT, generation_state, pixels, post_all, sse_events
 from tests.support.servers import ServerProcess, start_server
 
 
@@ -26,14 +26,6 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
 def client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=WAIT) as api:
         yield api
-
-
-async def post_all(url: str, bodies: list[dict]) -> list[dict]:
-    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as client:
-        responses = await asyncio.gather(*(client.post("/api/generate", json=b) for b in bodies))
-    for response in responses:
-        assert response.status_code == 200, response.text
-    return [response.json() for response in responses]
 
 
 def test_compatible_requests_share_calls_and_get_their_own_images(server, client) -> None:

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,6 +102,15 @@ class SolidEngine:
 
     def describe_models(self) -> ModelListing:
         return ModelListing(default_model=None, models=[])
+
+    def is_loaded(self, model: str) -> bool:
+        return True
+
+    async def load_model(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ def test_the_models_are_listed_with_their_modes(api: httpx.Client) -> None:
     assert sum(model["default"] for model in body["models"]) == 1
     assert {"text-to-image", "edit", "inpaint"} <= set(default["modes"])
     assert {"sd-turbo", "sdxl-turbo", "qwen-image-edit"} <= set(by_name)  # built in
-    assert by_name["qwen-image-edit"]["modes"] == ["edit"]
+    assert by_name["qwen-image-edit"]["modes"] == ["edit", "inpaint"]
+    assert by_name["qwen-image-edit-plus"]["modes"] == ["edit"]
     assert [model["name"] for model in body["models"]] == sorted(by_name)
     assert all(isinstance(model["loaded"], bool) for model in body["models"])

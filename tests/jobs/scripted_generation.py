@@ -15,7 +15,7 @@ import httpx
 from starlette.requests import Request
 
 from easel.core.asgi_transport import StreamingASGITransport
-from easel.jobs.results import ResultFiles
+from easel.core.image_store import ImageStore
 from easel.jobs.store.base import JobStore
 from easel.jobs.worker import Worker, WorkerConfig
 from tests.jobs.test_store_conformance import NOW
@@ -98,7 +98,7 @@ async def run_jobs(
     async with generation.client() as client:
         worker = Worker(
             store=store,
-            results=ResultFiles(tmp_path / "results"),
+            results=ImageStore(tmp_path / "results"),
             generation=client,
             config=config or WorkerConfig(retry_backoff_s=0),
             clock=lambda: NOW,

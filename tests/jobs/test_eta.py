@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from easel.core.image_store import ImageStore
 from easel.jobs.manager import JobLimits, JobManager
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from tests.jobs.test_store_conformance import NOW, new_job
 
 SMALL = {"prompt": "x", "steps": 4, "width": 512, "height": 512}
@@ -33,7 +33,7 @@ def clock() -> Clock:
 def manager(store, tmp_path, clock: Clock) -> JobManager:
     limits = JobLimits(max_queued=100, max_attempts=3, timeout_s=600, concurrency=1)
     return JobManager(
-        store=store, results=ResultFiles(tmp_path / "results"), limits=limits, clock=clock
+        store=store, results=ImageStore(tmp_path / "results"), limits=limits, clock=clock
     )
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 
 from easel.core.events import JobCancelled, JobFailed, JobStarted, JobSucceeded, Progress
+from easel.core.image_store import ImageStore
 from easel.jobs.app import create_app
 from easel.jobs.models import Job, WebhookSpec
-from easel.jobs.results import ResultFiles
 from easel.jobs.settings import JobsSettings
 from easel.jobs.store.sqlite import SQLiteJobStore
 from easel.jobs.webhooks import message
@@ -135,7 +135,7 @@ async def run_worker(settings: JobsSettings) -> None:
         async with ScriptedGeneration(SCRIPTS).client() as generation:
             worker = Worker(
                 store=store,
-                results=ResultFiles(settings.results_path),
+                results=ImageStore(settings.images_path),
                 generation=generation,
                 config=WorkerConfig(retry_backoff_s=0),
             )

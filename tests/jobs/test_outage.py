@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from easel.core.events import JobFailed, JobWaiting
+from easel.core.image_store import ImageStore
 from easel.jobs.models import JobStatus, Waiting
-from easel.jobs.results import ResultFiles
 from easel.jobs.worker import Worker, WorkerConfig
 from tests.generation.comfyui.conftest import comfy_env
 from tests.generation.helpers import sse_events
@@ -101,9 +101,7 @@ async def test_a_waiting_job_says_so_and_can_be_cancelled(store, tmp_path) -> No
     (job,) = await submit_to(store, request={"prompt": "stuck"})
     config = WorkerConfig(heartbeat_s=0.02, health_poll_s=0.01, outage_window_s=600)
     async with generation.client() as client:
-        worker = Worker(
-            store=store, results=ResultFiles(tmp_path), generation=client, config=config
-        )
+        worker = Worker(store=store, results=ImageStore(tmp_path), generation=client, config=config)
         running = asyncio.create_task(worker.run())
         try:
             waiting = await until(store, job.id, lambda j: j.waiting is not None)

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from easel.core.image_store import ImageStore
 from easel.jobs.app import create_app
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from easel.jobs.runtime import open_store
 from easel.jobs.settings import JobsSettings
 from easel.jobs.worker import Worker, WorkerConfig
@@ -112,7 +112,7 @@ async def worker_running(settings: JobsSettings, generation: ScriptedGeneration)
         async with generation.client() as client:
             worker = Worker(
                 store=store,
-                results=ResultFiles(settings.results_path),
+                results=ImageStore(settings.images_path),
                 generation=client,
                 config=WorkerConfig(heartbeat_s=0.05, retry_backoff_s=3600),
             )

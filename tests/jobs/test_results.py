@@ -7,12 +7,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from easel.jobs.results import ResultFiles
+from easel.core.image_store import ImageStore
 
 
 def test_the_same_image_saved_at_once_by_many_writers_is_stored_once(tmp_path) -> None:
     # Found by benchmarks/jobs.py: writers of one process shared a partial file's name.
-    files = ResultFiles(tmp_path)
+    files = ImageStore(tmp_path)
     writers = 8
     start_together = threading.Barrier(writers)
 
@@ -29,7 +29,7 @@ def test_the_same_image_saved_at_once_by_many_writers_is_stored_once(tmp_path) -
 
 
 def test_an_image_another_job_saved_since_survives_the_sweep_of_an_old_job(tmp_path) -> None:
-    files = ResultFiles(tmp_path)
+    files = ImageStore(tmp_path)
     old = files.save(b"shared")
     os.utime(files._path(old), (1_000, 1_000))  # saved long ago by an old job
     cutoff = time.time() - 60

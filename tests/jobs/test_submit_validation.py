@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse
 
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.errors import InvalidInput
+from easel.core.image_store import ImageStore
 from easel.jobs.manager import JobLimits, JobManager
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from easel.jobs.store.sqlite import SQLiteJobStore
 from easel.jobs.validation import GenerationCheck
 from easel.jobs.worker import Worker, WorkerConfig
@@ -124,7 +124,7 @@ class Generation:
 def manager_of(store, tmp_path, client: httpx.AsyncClient) -> JobManager:
     return JobManager(
         store=store,
-        results=ResultFiles(tmp_path / "results"),
+        results=ImageStore(tmp_path / "results"),
         limits=JobLimits(max_queued=10, max_attempts=3, timeout_s=30, concurrency=1),
         check=GenerationCheck(client, timeout=5),
     )
@@ -174,7 +174,7 @@ async def test_a_job_is_accepted_unchecked_when_generation_cannot_judge_and_then
             # It runs; generation refuses it: failed as invalid input, not tried again.
             worker = Worker(
                 store=store,
-                results=ResultFiles(tmp_path / "results"),
+                results=ImageStore(tmp_path / "results"),
                 generation=generation.client(),
                 config=WorkerConfig(retry_backoff_s=0),
             )

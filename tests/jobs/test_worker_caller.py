@@ -11,9 +11,9 @@ import httpx
 from easel.core.asgi_transport import StreamingASGITransport
 from easel.core.clients import InternalAuth
 from easel.core.identity import ApiScope, Caller, current_caller
+from easel.core.image_store import ImageStore
 from easel.core.internal_guard import InternalAuthMiddleware
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from easel.jobs.worker import Worker, WorkerConfig
 from tests.jobs.scripted_generation import ScriptedGeneration, result, sse
 from tests.jobs.test_store_conformance import NOW, submit
@@ -38,7 +38,7 @@ async def test_generation_sees_the_jobs_owner(store: Any, tmp_path: Path) -> Non
     ) as client:
         worker = Worker(
             store=store,
-            results=ResultFiles(tmp_path / "results"),
+            results=ImageStore(tmp_path / "results"),
             generation=client,
             config=WorkerConfig(retry_backoff_s=0),
             clock=lambda: NOW,

@@ -10,8 +10,8 @@ import httpx
 from PIL import Image
 
 from easel.core.asgi_transport import StreamingASGITransport
+from easel.core.image_store import ImageStore
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from easel.jobs.worker import Worker, WorkerConfig
 from tests.jobs.test_store_conformance import NOW, submit
 
@@ -66,7 +66,7 @@ async def run_worker(store, tmp_path, *, stopping: bool = False) -> CountingStor
     async with instant_generation() as generation:
         worker = Worker(
             store=counting,
-            results=ResultFiles(tmp_path / "results"),
+            results=ImageStore(tmp_path / "results"),
             generation=generation,
             config=WorkerConfig(),
             clock=lambda: NOW,

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from easel.jobs.results import ResultFiles
+from easel.core.image_store import ImageStore
 from easel.jobs.store.sqlite import SQLiteJobStore
 from easel.jobs.worker import Worker, WorkerConfig
 
@@ -32,7 +32,7 @@ async def test_a_worker_stops_even_when_its_cancellation_is_swallowed(tmp_path) 
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as generation:
         worker = Worker(
             store=store,
-            results=ResultFiles(tmp_path / "results"),
+            results=ImageStore(tmp_path / "results"),
             generation=generation,
             config=WorkerConfig(poll_interval_s=0.05),
         )

@@ -15,8 +15,8 @@ from easel.core.events import (
     JobSucceeded,
     Progress,
 )
+from easel.core.image_store import ImageStore
 from easel.jobs.models import JobStatus
-from easel.jobs.results import ResultFiles
 from tests.jobs.scripted_generation import (
     IMAGE,
     IMAGE_B64,
@@ -66,7 +66,7 @@ async def test_a_stream_using_the_whole_sse_format_is_read_event_by_event(store,
     done = await store.get(job.id)
     assert done.status is JobStatus.DONE and done.attempts == 1
     assert (done.progress_step, done.progress_total) == (2, 2) and done.result == STORED
-    assert ResultFiles(tmp_path / "results").load(DIGEST) == IMAGE
+    assert ImageStore(tmp_path / "results").load(DIGEST) == IMAGE
     assert IMAGE_B64 in LIBERAL_STREAM[-1].decode()
 
 

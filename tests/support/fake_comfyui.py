@@ -77,6 +77,7 @@ class FakeComfyUI:
             "512-inpainting-ema.safetensors",
         ]
     )
+    loras: list[str] = field(default_factory=lambda: ["grain.safetensors", "glow.safetensors"])
     devices: list[dict[str, Any]] = field(
         default_factory=lambda: [
             {

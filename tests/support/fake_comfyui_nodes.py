@@ -53,6 +53,16 @@ CLASSES: dict[str, NodeClass] = {
     "CheckpointLoaderSimple": NodeClass(
         lambda fake: {"ckpt_name": (list(fake.checkpoints),)}, ("MODEL", "CLIP", "VAE")
     ),
+    "LoraLoader": NodeClass(
+        lambda fake: {
+            "model": ("MODEL",),
+            "clip": ("CLIP",),
+            "lora_name": (list(fake.loras),),
+            "strength_model": _float(1.0, -100.0, 100.0),
+            "strength_clip": _float(1.0, -100.0, 100.0),
+        },
+        ("MODEL", "CLIP"),
+    ),
     "CLIPTextEncode": NodeClass(
         lambda fake: {"text": (STRING, {"multiline": True}), "clip": ("CLIP",)}, ("CONDITIONING",)
     ),
@@ -243,6 +253,10 @@ def run_simple(class_type: str, inputs: dict[str, Any], fake: Any) -> tuple[Any,
     if class_type == "CheckpointLoaderSimple":
         name = inputs["ckpt_name"]
         return {"ckpt": name}, {"clip": name}, {"vae": name}
+    if class_type == "LoraLoader":
+        # The adapter is part of the model the sampler paints from.
+        adapted = f"{inputs['model']['ckpt']}+{inputs['lora_name']}@{inputs['strength_model']}"
+        return {"ckpt": adapted}, inputs["clip"]
     if class_type == "CLIPTextEncode":
         return ({"text": inputs["text"]},)
     if class_type == "EmptyLatentImage":

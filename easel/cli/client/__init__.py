@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import typer
 
-from easel.cli.client.catalogue import models, workflows
+from easel.cli.client.catalogue import workflows
 from easel.cli.client.connection import client_command
 from easel.cli.client.generate import generate
 from easel.cli.client.jobs import jobs_app
 from easel.cli.client.mask import mask
+from easel.cli.client.models import models_app
 from easel.cli.client.utils_ops import utils_app
 
 client_app = typer.Typer()
@@ -18,10 +19,10 @@ for name, body in (
     ("generate", generate),
     ("mask", mask),
     ("workflows", workflows),
-    ("models", models),
 ):
     client_command(client_app, name)(body)
 client_app.add_typer(jobs_app, name="jobs")
 client_app.add_typer(utils_app, name="utils")
+client_app.add_typer(models_app, name="models")  # list, pull, load, unload
 
 __all__ = ["client_app"]

@@ -12,12 +12,14 @@ from easel.client.errors import error_class
 from easel.core.events import (
     Cancelled,
     Failed,
+    GenerationLoading,
     GenerationQueued,
     GenerationStarted,
     JobEvent,
     JobQueued,
     JobStarted,
     JobWaiting,
+    Loading,
     Progress,
     Queued,
     Started,
@@ -34,10 +36,12 @@ def streamed(client: Client, prompt: str | None, fields: dict[str, Any]) -> Gene
                 bar.queued(event.position)
             elif isinstance(event, Started):
                 bar.running()
+            elif isinstance(event, Loading):
+                bar.note(f"loading model {event.model}")
             elif isinstance(event, Progress):
                 bar.step(event.step, event.total)
             elif isinstance(event, Succeeded):
-                return GenerationOutput(event.result)
+                return client.output(event.result)
             elif isinstance(event, Failed):
                 error = event.error
                 raise error_class(event.status)(
@@ -64,6 +68,8 @@ def waited(client: Client, task_id: str, max_wait: float | None) -> GenerationOu
                 bar.running()
             elif isinstance(event, GenerationQueued):
                 bar.note(f"in the generation queue ({event.position} ahead)")
+            elif isinstance(event, GenerationLoading):
+                bar.note(f"loading model {event.model}")
             elif isinstance(event, Progress):
                 bar.step(event.step, event.total)
             elif isinstance(event, JobWaiting):

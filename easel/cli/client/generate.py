@@ -57,6 +57,14 @@ def generate(
             "--async", help="Submit as a job and wait for it (survives a dropped connection)."
         ),
     ] = False,
+    by_url: Annotated[
+        bool,
+        typer.Option(
+            "--by-url",
+            help="The server stores the images and answers with links, fetched then "
+            "(`output: url`); the same files either way.",
+        ),
+    ] = False,
 ) -> None:
     """Generate images (or edit with --image, inpaint with --image and --mask) and write
     them to -o, with a progress bar (steps, ETA) on stderr."""
@@ -72,6 +80,7 @@ def generate(
         "quality": quality,
         "image": None if image is None else read_image(image),
         "mask": None if mask is None else read_image(mask),
+        "output": "url" if by_url else None,
     }
     if dimensions is not None:
         fields["width"], fields["height"] = dimensions

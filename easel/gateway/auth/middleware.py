@@ -8,11 +8,14 @@ as before keys existed (and the server serves only on loopback: `easel.core.bind
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from easel.core.audit import audit
 from easel.core.errors import EaselError, Forbidden, Unauthorized, error_body
 from easel.core.identity import ALL_SCOPES, ANONYMOUS, Caller, caller_var
+from easel.core.image_links import ImageLinks, LinkCheck
 from easel.core.middleware import send_json_error
 from easel.gateway.auth.metrics import (
     ANONYMOUS_LABEL,
@@ -71,11 +74,13 @@ class ApiKeyMiddleware:
         policy: AccessPolicy,
         metrics: AuthMetrics,
         default_max_jobs: int | None = None,
+        links: ImageLinks | None = None,
     ) -> None:
         self.app = app
         self.store = store
         self.policy = policy
         self.metrics = metrics
+        self.links = links or ImageLinks(secret=None)
         self.open_caller = Caller(ANONYMOUS, ALL_SCOPES, max_concurrent_jobs=default_max_jobs)
         # A public route with keys on: nobody in particular, allowed nothing else.
         self.public_caller = Caller(ANONYMOUS, frozenset(), max_concurrent_jobs=default_max_jobs)
@@ -104,6 +109,8 @@ class ApiKeyMiddleware:
         if need is None:
             return self.public_caller
         header, key = presented_key(scope)
+        if need.signed_link and (signed := self._signed(scope, key)) is not None:
+            return signed
         if key is not None and need.scrape_token and self.policy.is_scrape_token(key):
             self.metrics.count(SCRAPER_LABEL, AuthOutcome.ALLOWED)
             return self.scraper
@@ -131,6 +138,24 @@ class ApiKeyMiddleware:
             )
             raise _Refused(error, UNKNOWN_LABEL, AuthOutcome.UNAUTHORIZED, "unknown")
         return caller
+
+    def _signed(self, scope: Scope, key: str | None) -> Caller | None:
+        """A request by a signed image link: nobody in particular when its signature is
+        valid; refused when it is not and no key came with it; None: the key decides."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        expires, sig = (query.get(name, [None])[0] for name in ("expires", "sig"))
+        verdict = self.links.check(scope["path"], expires, sig)
+        if verdict is LinkCheck.VALID:
+            self.metrics.count(ANONYMOUS_LABEL, AuthOutcome.ALLOWED)
+            return self.public_caller
+        if verdict is LinkCheck.UNSIGNED or key is not None:
+            return None
+        if verdict is LinkCheck.EXPIRED:
+            message = "this image link has expired: read the result again for a fresh one"
+        else:
+            message = "this image link's signature is not valid (altered or not this server's)"
+        error = Forbidden(message, details={"field": "sig", "reason": verdict.value})
+        raise _Refused(error, ANONYMOUS_LABEL, AuthOutcome.FORBIDDEN, f"link {verdict}")
 
     @staticmethod
     def _forbidden(header: str, caller: Caller, need: Need) -> Forbidden:

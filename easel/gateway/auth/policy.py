@@ -8,16 +8,19 @@ import hmac
 from dataclasses import dataclass
 
 from easel.core.identity import ApiScope
+from easel.core.image_links import IMAGES_PREFIX
 from easel.gateway.route_classes import REQUIRED_SCOPE, RouteClass, classify
 
 
 @dataclass(frozen=True)
 class Need:
     """A key is needed; with `scope` set, one that has it. `scrape_token`: the metrics
-    token (EASEL_METRICS_TOKEN) will do instead."""
+    token (EASEL_METRICS_TOKEN) will do instead; `signed_link`: so will a valid signature
+    of the link itself (`easel.core.image_links`)."""
 
     scope: ApiScope | None = None
     scrape_token: bool = False
+    signed_link: bool = False
 
 
 ANY_KEY = Need()
@@ -28,7 +31,8 @@ class AccessPolicy:
     (`/docs`, `/redoc`, `/openapi.json`) are public unless EASEL_PUBLIC_DOCS=false, then any
     key reads them;
     deep health and `/metrics` need an admin key (or, for metrics, the scrape token)
-    unless EASEL_PUBLIC_HEALTH / EASEL_PUBLIC_METRICS; any other path needs a key."""
+    unless EASEL_PUBLIC_HEALTH / EASEL_PUBLIC_METRICS; a stored image (`/api/images/`)
+    needs a key with `jobs` or its link's valid signature; any other path needs a key."""
 
     def __init__(
         self,
@@ -51,6 +55,8 @@ class AccessPolicy:
         if route_class is RouteClass.SYSTEM:
             return self._system_need(path)
         scope = REQUIRED_SCOPE[route_class]
+        if path.startswith(IMAGES_PREFIX):
+            return Need(scope, signed_link=True)
         return Need(scope) if scope is not None else ANY_KEY
 
     def _system_need(self, path: str) -> Need | None:

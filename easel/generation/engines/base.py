@@ -21,8 +21,19 @@ from easel.core.generation_api import MAX_SEED, GenerationRequest, Mode
 
 
 @dataclass(frozen=True)
+class ControlKey:
+    """One ControlNet condition of a call, but its image (each request brings its own)."""
+
+    type: str
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+
+@dataclass(frozen=True)
 class CallKey:
-    """Requests with equal keys can run as one batched pipeline call."""
+    """Requests with equal keys can run as one batched pipeline call: one model with one
+    adapter set at the same weights, one scheduler, the same kinds of control."""
 
     model: str
     mode: Mode
@@ -31,6 +42,10 @@ class CallKey:
     steps: int
     guidance_scale: float
     extra: tuple[tuple[str, Any], ...] = ()
+    loras: tuple[tuple[str, float], ...] = ()  # (adapter name, weight), in request order
+    scheduler: str | None = None  # None: the model's own
+    control: tuple[ControlKey, ...] = ()
+    shares: bool = True  # False: the pipeline takes one request per call (one prompt)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,10 @@ class EngineItem:
     input_image: Image.Image | None = None
     mask_image: Image.Image | None = None
     wants_preview_every: int | None = None
+    # Several condition images (Qwen-Image-Edit-Plus), the first being `input_image`'s.
+    input_images: list[Image.Image] = field(default_factory=list)
+    # One per `CallKey.control`, in order; preprocessed already where asked.
+    control_images: list[Image.Image] = field(default_factory=list)
 
 
 def _never(index: int) -> bool:
@@ -97,6 +116,7 @@ class EngineOutput:
     images: list[list[Image.Image]]  # per item, num_images each
     steps_run: int
     interrupted: bool = False
+    scheduler: str | None = None  # the one that ran, by name (the model's own too)
 
 
 @dataclass(frozen=True)
@@ -153,8 +173,10 @@ class ModelListing:
     """The models a request may name in `model`, for `GET /api/models`."""
 
     default_model: str | None
-    # each one's {name, family, description, modes, loaded, default}, sorted by name
+    # each one's {name, family, description, modes, loaded, default, ...}, sorted by name
     models: list[dict[str, Any]]
+    # What loaded models may hold together and hold now; None: the engine keeps no budget.
+    budget: dict[str, Any] | None = None
 
 
 class Engine(Protocol):
@@ -181,4 +203,20 @@ class Engine(Protocol):
 
     def describe_models(self) -> ModelListing:
         """What a request may name in `model`, and what is loaded."""
+        ...
+
+    def is_loaded(self, model: str) -> bool:
+        """Whether a call on `model` runs without loading it first (the batcher says
+        `loading` to its requests otherwise). True where the engine loads nothing itself."""
+        ...
+
+    async def load_model(self, name: str) -> dict[str, Any]:
+        """Load `name` and return its `describe_models` entry; NotFound for an unknown
+        name, Conflict where the engine does not manage models, ServiceUnavailable when
+        the load fails."""
+        ...
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        """Unload `name`, freeing its memory; its entry after. Conflict while it is busy
+        or where the engine does not manage models."""
         ...

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from easel.core.errors import InvalidInput, ServiceUnavailable
+from easel.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from easel.core.generation_api import GenerationRequest
 from easel.generation.engines.base import (
     CallKey,
@@ -33,6 +33,7 @@ from easel.generation.engines.base import (
     ProgressFn,
     WorkflowListing,
 )
+from easel.generation.engines.comfyui.choices import map_choices
 from easel.generation.engines.comfyui.client import ComfyUIClient
 from easel.generation.engines.comfyui.run import CallRun, RunOptions
 from easel.generation.engines.comfyui.workflows import (
@@ -137,6 +138,9 @@ class ComfyUIEngine:
             if name in TOP_LEVEL:
                 raise InvalidInput.field(f"extra_params.{name}", f"use the request field {name!r}")
             given[name] = value
+        # `scheduler` and `loras` onto the parameters the workflow declares for them.
+        choices = map_choices(request, workflow)
+        given.update(choices.values)
         for image in ("input_image", "mask_image"):
             declared = workflow.parameters.get(image)
             sent = getattr(request, image) is not None
@@ -144,7 +148,7 @@ class ComfyUIEngine:
                 raise InvalidInput.field(image, f"workflow {workflow.name!r} takes no {image}")
             if not sent and declared is not None and declared.is_required:
                 raise InvalidInput.field(image, f"required by workflow {workflow.name!r}")
-        resolved = workflow.resolve(given, field_of, runtime=RUNTIME)
+        resolved = workflow.resolve(given, choices.field_of(field_of), runtime=RUNTIME)
         values = resolved.values
         width = int(values.get("width") or (input_size[0] if input_size else 0))
         height = int(values.get("height") or (input_size[1] if input_size else 0))
@@ -157,6 +161,8 @@ class ComfyUIEngine:
             steps=int(values.get("steps") or 0),
             guidance_scale=float(values.get("guidance_scale") or 0.0),
             extra=tuple(sorted(extra.items())),
+            loras=choices.loras,
+            scheduler=choices.scheduler,
         )
         warnings = [f"workflow {workflow.name!r} ignores {name}" for name in ignored]
         return Prepared(
@@ -218,6 +224,24 @@ class ComfyUIEngine:
                 }
                 for name in sorted(workflows)
             ],
+        )
+
+    def is_loaded(self, model: str) -> bool:
+        return True  # the ComfyUI server loads what a workflow needs, unseen from here
+
+    async def load_model(self, name: str) -> dict[str, Any]:
+        return self._unmanaged(name, "load")
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        return self._unmanaged(name, "unload")
+
+    def _unmanaged(self, name: str, verb: str) -> dict[str, Any]:
+        if name not in self.catalogue.workflows:
+            raise NotFound(f"no workflow {name!r}", details={"model": name})
+        raise Conflict(
+            f"the ComfyUI engine cannot {verb} {name!r}: the ComfyUI server loads and "
+            "unloads the models its workflows use itself",
+            details={"model": name, "engine": "comfyui"},
         )
 
     def describe_workflows(self) -> WorkflowListing:

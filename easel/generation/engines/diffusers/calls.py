@@ -9,12 +9,14 @@ are fitted to the call's size: one call has one size.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from easel.generation.engines.base import EngineCall, EngineItem
+from easel.generation.engines.diffusers.control import UNION_MODES
 from easel.generation.engines.diffusers.families import Family, call_kwargs
 
 
@@ -47,10 +49,15 @@ def build_call(family: Family, pipeline: Any, call: EngineCall) -> PipelineCall:
             prompts.append(item.prompt)
             negatives.append(item.negative_prompt)
             generators.append(torch.Generator("cpu").manual_seed(item.seed + index))
-            if item.input_image is not None:
+            if family.multi_image:
+                pass  # the item's condition images, once for the call: below
+            elif item.input_image is not None:
                 images.append(fit(item.input_image, key.width, key.height))
             if item.mask_image is not None:
                 masks.append(fit(item.mask_image, key.width, key.height))
+    if family.multi_image:
+        # Each keeps its own size: the pipeline sizes every condition image by its area.
+        images = [image for item in call.items for image in item.input_images]
     kwargs = call_kwargs(
         family,
         key.mode,
@@ -68,7 +75,54 @@ def build_call(family: Family, pipeline: Any, call: EngineCall) -> PipelineCall:
     for optional in ("width", "height"):
         if optional not in accepted:
             kwargs.pop(optional)  # e.g. SD image-to-image takes the input's size
+    if key.control:
+        kwargs.update(control_kwargs(family, accepted, call))
     return PipelineCall(kwargs=kwargs, generators=generators)
+
+
+def control_kwargs(family: Family, accepted: Mapping[str, Any], call: EngineCall) -> dict[str, Any]:
+    """The ControlNet arguments: per control, its image for every image of the flat batch
+    (each item's own, repeated for its images), scale and share of the steps. One control
+    takes single values, several take lists (the pipeline's MultiControlNet then)."""
+    key = call.key
+    batches = [
+        [
+            fit(item.control_images[index], key.width, key.height)
+            for item in call.items
+            for _ in range(item.num_images)
+        ]
+        for index in range(len(key.control))
+    ]
+    conditions = [_condition(family, batch) for batch in batches]
+    scales = [control.strength for control in key.control]
+    single = len(key.control) == 1
+    # Text-to-image SD pipelines take the control image as `image`; the others (with an
+    # `image` of their own to edit) as `control_image`.
+    kwargs: dict[str, Any] = {
+        "control_image" if "control_image" in accepted else "image": (
+            conditions[0] if single else conditions
+        ),
+        "controlnet_conditioning_scale": scales[0] if single else scales,
+        "control_guidance_start": [control.start for control in key.control],
+        "control_guidance_end": [control.end for control in key.control],
+    }
+    if "control_mode" in accepted:  # an SDXL ControlNet-Union: which type each image is
+        kwargs["control_mode"] = [UNION_MODES[control.type] for control in key.control]
+    return kwargs
+
+
+def _condition(family: Family, batch: list[Image.Image]) -> Any:
+    """One control's images as its pipeline takes a batch of them. The SD pipelines refuse
+    nested lists of images with several ControlNets, but take a tensor batch: RGB in
+    [0, 1], NCHW, as they make from images. Qwen-Image's takes images (it normalises them
+    itself; a tensor would skip that)."""
+    if family.name.startswith("qwen"):
+        return [image.convert("RGB") for image in batch]
+    import numpy as np
+    import torch
+
+    pixels = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in batch])
+    return torch.from_numpy(pixels / 255).permute(0, 3, 1, 2)
 
 
 def fit(image: Image.Image, width: int, height: int) -> Image.Image:

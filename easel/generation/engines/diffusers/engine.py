@@ -1,7 +1,10 @@
-"""The diffusers Engine: which models exist, when they load, and what health reports.
+"""The diffusers Engine: which models exist, when they load and unload, and what health
+reports.
 
 Requests are resolved in prepare.py, models loaded by loading.py, calls run by
-running.py; this class keeps the loaded models and the load errors between them.
+running.py, the memory budget kept by residency.py; this class keeps the loaded models and
+the load errors between them. One load runs at a time: room is made for it (idle models
+unloaded, least recently used first) before its weights are read.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from easel.core.errors import ServiceUnavailable
+from easel.core.errors import Conflict, NotFound, ServiceUnavailable
 from easel.core.generation_api import GenerationRequest
 from easel.core.paths import public_text
 from easel.generation.engines.base import (
@@ -28,17 +31,28 @@ from easel.generation.engines.base import (
     ProgressFn,
     WorkflowListing,
 )
-from easel.generation.engines.diffusers.families import FAMILIES
+from easel.generation.engines.diffusers.adapters import AdapterCatalogue
+from easel.generation.engines.diffusers.control import ControlNets
+from easel.generation.engines.diffusers.health import engine_health
 from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached
+from easel.generation.engines.diffusers.listing import model_entry
 from easel.generation.engines.diffusers.loading import (
     LoadedModel,
     LoadOptions,
     load_model,
     place,
 )
-from easel.generation.engines.diffusers.models import CATALOGUE, compile_sizes, offline_hint
+from easel.generation.engines.diffusers.models import compile_sizes, offline_hint
 from easel.generation.engines.diffusers.prepare import prepare
+from easel.generation.engines.diffusers.residency import (
+    Budget,
+    Residency,
+    release,
+    weights_bytes,
+)
 from easel.generation.engines.diffusers.running import run_call
+from easel.generation.engines.diffusers.schedulers import schedulers_of
+from easel.generation.pulled import configured_models
 from easel.generation.settings import GenerationSettings, ModelSpec
 
 log = logging.getLogger("easel.generation.diffusers")
@@ -61,6 +75,8 @@ class DiffusersEngine:
         options: LoadOptions,
         load: str = "startup",
         loader: Loader = load_model,
+        budget: Budget | None = None,
+        on_unloaded: str = "load",
     ) -> None:
         self.models = models
         self.default_model = default_model
@@ -73,7 +89,13 @@ class DiffusersEngine:
         # Hub models found missing from the cache while the hub was unreachable: refused
         # at once while that verdict holds, rather than tried (and waited for) again.
         self.not_cached: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.residency = Residency(budget or Budget())
+        self.on_unloaded = on_unloaded  # "load" or "refuse" a request for a model not loaded
+        self.sizes: dict[str, int] = {}  # bytes of each model's weights, as last measured
+        self.ever_loaded: set[str] = set()
+        # One load at a time: making room and loading are one step, so two loads never
+        # both count on the room one eviction made.
+        self._load_lock = asyncio.Lock()
         self._background: asyncio.Task[Any] | None = None
 
     @classmethod
@@ -93,12 +115,20 @@ class DiffusersEngine:
                 timeout_s=settings.generation_hub_timeout,
                 recheck_s=settings.generation_hub_recheck,
             ),
+            controlnets=ControlNets.from_settings(settings),
+            adapters=AdapterCatalogue(
+                settings.models_path, settings.generation_loras, settings.generation_max_loras
+            ),
         )
         return cls(
-            models={**CATALOGUE, **settings.generation_models},
+            models=configured_models(settings),
             default_model=settings.generation_model,
             options=options,
             load=settings.generation_load,
+            budget=Budget.from_settings(
+                settings.generation_max_models, settings.generation_memory_gb
+            ),
+            on_unloaded=settings.generation_on_unloaded,
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -129,11 +159,66 @@ class DiffusersEngine:
         if name in self.loaded:
             return self.loaded[name]
         self._refuse_known_missing(name)
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._load_lock:
             if name not in self.loaded:
                 self._refuse_known_missing(name)  # found out by the load we waited for
+                await self._make_room(name)
                 self.loaded[name] = await self._load(name)
+                for device in self._loaded_now(name):
+                    await asyncio.to_thread(release, device)
         return self.loaded[name]
+
+    async def _make_room(self, name: str) -> None:
+        """Unload idle models until one more fits; 503 (retry soon) when the others are
+        all running calls. The incoming model's size is known from an earlier load."""
+        others = {other: self.sizes.get(other, 0) for other in self.loaded}
+        room = self.residency.room_for(others, self.sizes.get(name))
+        for victim in room.evict:
+            await self._unload(victim, why=f"to make room for {name}")
+        if not room.fits:
+            raise ServiceUnavailable(
+                f"cannot load model {name!r}: the model budget is full and every loaded "
+                f"model is running a call ({', '.join(room.busy)}); retry once one is idle",
+                details={"model": name, "busy": room.busy, **self.residency.budget.describe()},
+                headers={"Retry-After": "5"},
+            )
+
+    def _loaded_now(self, name: str) -> set[str]:
+        """Measure what the load holds, then (a first load's size was not known before)
+        unload idle models until the memory budget holds again; the devices of those
+        unloaded, for `release`."""
+        self.ever_loaded.add(name)
+        self.residency.touch(name)
+        self._measure(name)
+        others = {other: self.sizes.get(other, 0) for other in self.loaded if other != name}
+        room = self.residency.room_for(others, self.sizes[name])
+        dropped = [self._drop(victim, why=f"to make room for {name}") for victim in room.evict]
+        if not room.fits:
+            log.warning(
+                "model %s is loaded beyond the memory budget: %s are running calls",
+                name,
+                ", ".join(room.busy),
+            )
+        return {loaded.device for loaded in dropped if loaded is not None}
+
+    def _measure(self, name: str) -> None:
+        loaded = self.loaded[name]
+        self.sizes[name] = weights_bytes(loaded.holdings())
+
+    def _drop(self, name: str, *, why: str) -> LoadedModel | None:
+        loaded = self.loaded.pop(name, None)
+        if loaded is not None:
+            log.info("unloaded model %s (%s)", name, why)
+        return loaded
+
+    async def _unload(self, name: str, *, why: str) -> bool:
+        loaded = self._drop(name, why=why)
+        if loaded is None:
+            return False
+        device = loaded.device
+        del loaded  # the last reference this engine held: `release` collects it
+        await asyncio.to_thread(release, device)
+        return True
 
     def _refuse_known_missing(self, name: str) -> None:
         hub = self.options.hub
@@ -142,6 +227,40 @@ class DiffusersEngine:
 
     async def _load(self, name: str) -> LoadedModel:
         return await asyncio.to_thread(self._load_recorded, name, self.options)
+
+    def is_loaded(self, model: str) -> bool:
+        return model in self.loaded
+
+    async def load_model(self, name: str) -> dict[str, Any]:
+        """Load `name` (under the budget, as a request would) and describe it."""
+        self._known(name)
+        was_loaded = name in self.loaded
+        await self.ensure_loaded(name)
+        entry = self._entry(name)
+        seconds = entry["load_seconds"]
+        entry["message"] = "already loaded" if was_loaded else f"loaded in {seconds}s"
+        return entry
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        """Unload `name` and free its memory; 409 while a call runs on it or it loads."""
+        self._known(name)
+        if self.residency.is_busy(name) or name in self.loading:
+            doing = "loading" if name in self.loading else "running a call"
+            raise Conflict(
+                f"model {name!r} is {doing}; unload it once it is idle",
+                details={"model": name},
+            )
+        unloaded = await self._unload(name, why="asked to")
+        entry = self._entry(name)
+        entry["message"] = "unloaded" if unloaded else "was not loaded"
+        return entry
+
+    def _known(self, name: str) -> None:
+        if name not in self.models:
+            raise NotFound(
+                f"no model {name!r}; known: {', '.join(sorted(self.models))}",
+                details={"model": name},
+            )
 
     def load_now(self, *, staging: bool = False) -> None:
         """Load the default model in this thread, before the service starts (a Modal enter
@@ -154,6 +273,8 @@ class DiffusersEngine:
         with contextlib.suppress(ServiceUnavailable):
             options = dataclasses.replace(self.options, staging=staging)
             self.loaded[name] = self._load_recorded(name, options)
+            for device in self._loaded_now(name):
+                release(device)
 
     def place_staged(self) -> None:
         """Finish the loads `load_now(staging=True)` began: weights onto their device."""
@@ -188,75 +309,87 @@ class DiffusersEngine:
     def _record_failure(self, name: str, exc: Exception) -> None:
         log.error("loading model %s failed", name, exc_info=exc)
         # Health and the 503 show it: folders by name, not where they lie.
-        shown = {
-            "MODELS_PATH": self.options.models_path,
-            "the model cache": self.options.cache_dir,
-            "~": Path.home(),
-        }
-        reason = public_text(f"{type(exc).__name__}: {exc}", shown)
+        reason = public_text(f"{type(exc).__name__}: {exc}", self._folders())
         self.errors[name] = f"{offline_hint(name)} ({reason})"
 
     # ---- requests ------------------------------------------------------------------------
     def prepare(
         self, request: GenerationRequest, input_size: tuple[int, int] | None = None
     ) -> Prepared:
-        return prepare(request, self.models, self.default_model, input_size)
+        prepared = prepare(
+            request,
+            self.models,
+            self.default_model,
+            input_size,
+            self.options.controlnets,
+            adapters=self.options.adapters,
+        )
+        self._refuse_unloaded(prepared.key.model)
+        return prepared
+
+    def _refuse_unloaded(self, name: str) -> None:
+        """EASEL_GENERATION_ON_UNLOADED=refuse: only loaded (or loading) models run."""
+        if self.on_unloaded == "refuse" and name not in self.loaded and name not in self.loading:
+            raise Conflict(
+                f"model {name!r} is not loaded, and this service does not load models for "
+                f"requests; load it with POST /api/models/{name}/load",
+                details={"field": "model", "model": name},
+            )
 
     async def generate(
         self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
     ) -> EngineOutput:
-        loaded = await self.ensure_loaded(call.key.model)
-        return await asyncio.to_thread(run_call, loaded, call, progress, cancelled)
+        name = call.key.model
+        with self.residency.in_use(name):
+            self._refuse_unloaded(name)  # unloaded since it was admitted
+            loaded = await self.ensure_loaded(name)
+            try:
+                return await asyncio.to_thread(
+                    run_call, loaded, call, progress, cancelled, adapters=self.options.adapters
+                )
+            finally:
+                if self.loaded.get(name) is loaded:
+                    self._measure(name)  # a call may add pipelines, adapters, ControlNets
 
     def describe_workflows(self) -> WorkflowListing | None:
         return None  # models, not workflows
 
     def describe_models(self) -> ModelListing:
+        budget = self.residency.budget.describe()
+        budget["used_bytes"] = sum(self.sizes.get(name, 0) for name in self.loaded)
         return ModelListing(
             default_model=self.default_model,
-            models=[
-                {
-                    "name": name,
-                    "family": spec.family,
-                    "description": spec.description,
-                    "modes": [str(mode) for mode in FAMILIES[spec.family].pipelines],
-                    "loaded": name in self.loaded,
-                    "default": name == self.default_model,
-                }
-                for name, spec in sorted(self.models.items())
-            ],
+            models=[self._entry(name) for name in sorted(self.models)],
+            budget={**budget, "on_unloaded": self.on_unloaded},
         )
+
+    def _entry(self, name: str) -> dict[str, Any]:
+        loaded = self.loaded.get(name)
+        entry = model_entry(
+            name,
+            self.models[name],
+            folders=self._folders(),
+            default=name == self.default_model,
+            loaded=loaded,
+            loading=name in self.loading,
+            error=self.errors.get(name),
+            memory_bytes=self.sizes.get(name) if loaded is not None else None,
+        )
+        family = self.models[name].family
+        entry["loras"] = self.options.adapters.for_family(family)
+        entry["schedulers"] = [*schedulers_of(family)]
+        entry["controlnets"] = self.options.controlnets.describe(
+            self.models[name].family, self._folders()
+        )
+        return entry
+
+    def _folders(self) -> dict[str, Path]:
+        return {
+            "MODELS_PATH": self.options.models_path,
+            "the model cache": self.options.cache_dir,
+            "~": Path.home(),
+        }
 
     # ---- health --------------------------------------------------------------------------
     def health(self) -> EngineHealth:
-        default = self.loaded.get(self.default_model)
-        detail: dict[str, Any] = {
-            "default_model": self.default_model,
-            "models_loaded": sorted(self.loaded),
-            "models_available": sorted(self.models),
-            "load_mode": self.load_mode,
-        }
-        if default is not None:
-            detail.update(
-                device=default.device,
-                dtype=default.dtype,
-                family=default.spec.family,
-                load_seconds=round(default.load_seconds, 3),
-                description=default.spec.description,
-            )
-            if default.compiled is not None:
-                detail["compile"] = default.compiled.report()
-        error = self.errors.get(self.default_model)
-        if self.default_model in self.loading:
-            detail["state"] = "loading"
-        elif default is None and error is None:
-            detail["state"] = "loading" if self.load_mode == "startup" else "loads on first use"
-        if self.loading:
-            detail["models_loading"] = sorted(self.loading)
-        return EngineHealth(
-            ready=default is not None or (self.load_mode == "lazy" and error is None),
-            detail=detail,
-            error=error,
-            gpu_available=default is not None and default.device == "cuda",
-            loading=self.default_model in self.loading,
-        )
+        return engine_health(self)

@@ -54,6 +54,11 @@ class Family:
     # SD and SDXL run int(steps x strength) steps, FLUX and Qwen-Image
     # steps - int(steps x (1 - strength)).
     strength_rounding: Literal["floor", "keep"] = "floor"
+    # The edit pipeline reads several condition images for one prompt (`input_images`).
+    multi_image: bool = False
+    # One prompt per pipeline call (Qwen-Image-Edit-Plus refuses a batch of prompts): its
+    # requests never share a call, and a request's images come from num_images_per_prompt.
+    batches: bool = True
 
 
 _SD_MODES = {
@@ -82,8 +87,15 @@ FAMILIES: dict[str, Family] = {
     ),
     "qwen-image-edit": Family(
         "qwen-image-edit",
-        {Mode.EDIT: "QwenImageEditPipeline"},
+        {Mode.EDIT: "QwenImageEditPipeline", Mode.INPAINT: "QwenImageEditInpaintPipeline"},
         QwenExtra, 1024, 50, 4.0, 16, guidance_arg="true_cfg_scale",
+        default_strength={Mode.INPAINT: 1.0}, strength_rounding="keep",
+    ),
+    "qwen-image-edit-plus": Family(
+        "qwen-image-edit-plus",
+        {Mode.EDIT: "QwenImageEditPlusPipeline"},
+        QwenExtra, 1024, 40, 4.0, 16, guidance_arg="true_cfg_scale",
+        multi_image=True, batches=False,
     ),
 }  # fmt: skip
 
@@ -141,4 +153,11 @@ def call_kwargs(
     if strength is not None:
         kwargs["strength"] = strength
     kwargs.update({k: v for k, v in extra.items() if v is not None})
+    if not family.batches:
+        # One request's prompt once, its images from num_images_per_prompt (the per-image
+        # generators still give image i the seed seed + i).
+        kwargs["num_images_per_prompt"] = len(prompts)
+        kwargs["prompt"] = prompts[0]
+        if "negative_prompt" in kwargs:
+            kwargs["negative_prompt"] = kwargs["negative_prompt"][0]
     return kwargs

@@ -14,12 +14,15 @@ from PIL import Image
 
 from easel.core.generation_api import Mode
 from easel.generation.engines.base import CallKey, EngineCall, EngineItem, ItemProgress
+from easel.generation.engines.diffusers.adapters import AdapterCatalogue
 from easel.generation.engines.diffusers.compilation import (
     COMPILABLE_FAMILIES,
     CompiledDenoiser,
     call_shape,
     compile_denoiser,
 )
+from easel.generation.engines.diffusers.control import ControlNets
+from easel.generation.engines.diffusers.control_pipelines import ControlCache
 from easel.generation.engines.diffusers.families import FAMILIES, Family
 from easel.generation.engines.diffusers.hub import HubReach, ModelNotCached, not_cached_message
 from easel.generation.engines.diffusers.models import (
@@ -28,6 +31,7 @@ from easel.generation.engines.diffusers.models import (
     resolve_source,
 )
 from easel.generation.engines.diffusers.running import run_call
+from easel.generation.engines.diffusers.tuning import ModelTuning
 from easel.generation.settings import ModelSpec
 
 log = logging.getLogger("easel.generation.diffusers")
@@ -48,6 +52,8 @@ class LoadOptions:
     # the CPU half of a load, which a memory snapshot keeps (Modal; `device` may have no
     # GPU yet).
     staging: bool = False
+    controlnets: ControlNets = field(default_factory=ControlNets)  # what `control` may use
+    adapters: AdapterCatalogue = field(default_factory=AdapterCatalogue)  # what `loras` may
 
 
 @dataclass
@@ -62,6 +68,17 @@ class LoadedModel:
     by_mode: dict[Mode, Any] = field(default_factory=dict)
     compiled: CompiledDenoiser | None = None
     staged_for: str | None = None  # in memory, waiting for `place` on this device
+    controls: ControlCache | None = None  # its ControlNets, loaded on first use
+    tuning: ModelTuning = field(default_factory=ModelTuning)  # its LoRAs and schedulers
+
+    def holdings(self) -> list[Any]:
+        """Every pipeline and module this model holds weights in, for `weights_bytes`
+        (which counts what they share once): its pipelines per mode, its ControlNets and
+        their pipelines."""
+        held: list[Any] = [self.base, *self.by_mode.values()]
+        if self.controls is not None:
+            held += [*self.controls.nets.values(), *self.controls.pipelines.values()]
+        return held
 
     def pipeline(self, mode: Mode) -> Any:
         if mode not in self.by_mode:
@@ -129,6 +146,7 @@ def read_weights(name: str, spec: ModelSpec, options: LoadOptions) -> LoadedMode
         staged_for=device,
     )
     loaded.by_mode[first_mode] = base
+    loaded.controls = ControlCache(options.controlnets, options.models_path, options.cache_dir)
     if options.staging:
         log.info("read model %s into memory for %s in %.2fs", name, device, loaded.load_seconds)
     return loaded

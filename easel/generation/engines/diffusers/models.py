@@ -39,6 +39,18 @@ CATALOGUE: dict[str, ModelSpec] = {
         dtype="bfloat16",
         description="Qwen-Image-Edit: instruction edits (needs a large GPU).",
     ),
+    "qwen-image": ModelSpec(
+        source="Qwen/Qwen-Image",
+        family="qwen-image",
+        dtype="bfloat16",
+        description="Qwen-Image: text-to-image, image-to-image and inpaint (large GPU).",
+    ),
+    "qwen-image-edit-plus": ModelSpec(
+        source="Qwen/Qwen-Image-Edit-2509",
+        family="qwen-image-edit-plus",
+        dtype="bfloat16",
+        description="Qwen-Image-Edit-Plus (2509): edits reading several input images (large GPU).",
+    ),
     "tiny-random-xl": ModelSpec(
         source=BUILTIN_SOURCE + "tiny-random-xl",
         family="sdxl",
@@ -55,6 +67,23 @@ CATALOGUE: dict[str, ModelSpec] = {
         default_size=64,
         condition_area=64 * 64,
         description="Qwen-Image-Edit classes with random weights, built locally: NOISE.",
+    ),
+    "tiny-random-qwen-edit-plus": ModelSpec(
+        source=BUILTIN_SOURCE + "tiny-random-qwen-edit-plus",
+        family="qwen-image-edit-plus",
+        default_steps=2,
+        default_guidance=4.0,
+        default_size=64,
+        condition_area=64 * 64,
+        description="Qwen-Image-Edit-Plus classes with random weights, built locally: NOISE.",
+    ),
+    "tiny-random-qwen-image": ModelSpec(
+        source=BUILTIN_SOURCE + "tiny-random-qwen-image",
+        family="qwen-image",
+        default_steps=2,
+        default_guidance=4.0,
+        default_size=64,
+        description="Qwen-Image classes with random weights, built locally: NOISE.",
     ),
     "tiny-random": ModelSpec(
         source=BUILTIN_SOURCE + "tiny-random",
@@ -106,22 +135,46 @@ def compile_sizes(
 
 @contextmanager
 def condition_area(spec: ModelSpec) -> Iterator[None]:
-    """Qwen-Image-Edit sizes its condition image to a fixed 1024x1024 area inside
-    `__call__` (module function `calculate_dimensions`); a model may declare another area
-    (smaller is faster, e.g. on CPU). Calls are serial per process (the batcher runs one
-    at a time), so swapping the module function for the call's duration is safe."""
-    if spec.condition_area is None or spec.family != "qwen-image-edit":
+    """Qwen's edit pipelines size their condition images to fixed areas inside `__call__`
+    (module globals: `calculate_dimensions`'s 1024x1024 target for Edit and Edit inpaint,
+    `VAE_IMAGE_SIZE` and `CONDITION_IMAGE_SIZE` for Edit-Plus); a model may declare another
+    area (smaller is faster, e.g. on CPU). Calls are serial per process (the batcher runs
+    one at a time), so swapping the module globals for the call's duration is safe."""
+    if spec.condition_area is None or spec.family not in _CONDITION_GLOBALS:
         yield
         return
-    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit as module
+    import importlib
 
-    original = module.calculate_dimensions
     area = spec.condition_area
-    module.calculate_dimensions = lambda _target, ratio: original(area, ratio)
+    swapped: list[tuple[Any, str, Any]] = []
+    for module_name, names in _CONDITION_GLOBALS[spec.family].items():
+        module = importlib.import_module(f"diffusers.pipelines.qwenimage.{module_name}")
+        for name in names:
+            original = getattr(module, name)
+            swapped.append((module, name, original))
+            setattr(module, name, _smaller_area(name, original, area))
     try:
         yield
     finally:
-        module.calculate_dimensions = original
+        for module, name, original in swapped:
+            setattr(module, name, original)
+
+
+_CONDITION_GLOBALS: dict[str, dict[str, tuple[str, ...]]] = {
+    "qwen-image-edit": {
+        "pipeline_qwenimage_edit": ("calculate_dimensions",),
+        "pipeline_qwenimage_edit_inpaint": ("calculate_dimensions",),
+    },
+    "qwen-image-edit-plus": {
+        "pipeline_qwenimage_edit_plus": ("VAE_IMAGE_SIZE", "CONDITION_IMAGE_SIZE"),
+    },
+}
+
+
+def _smaller_area(name: str, original: Any, area: int) -> Any:
+    if name == "calculate_dimensions":
+        return lambda _target, ratio: original(area, ratio)
+    return min(original, area)  # an area constant: never larger than the pipeline's own
 
 
 def resolve_device(setting: str, torch: Any) -> str:

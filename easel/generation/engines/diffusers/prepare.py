@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from easel.core.errors import InvalidInput, validation_details
 from easel.core.generation_api import GenerationRequest
 from easel.generation.engines.base import CallKey, Prepared
+from easel.generation.engines.diffusers.adapters import AdapterCatalogue
+from easel.generation.engines.diffusers.control import ControlNets
 from easel.generation.engines.diffusers.families import (
     FAMILIES,
     Family,
@@ -19,6 +21,7 @@ from easel.generation.engines.diffusers.families import (
     strength_of,
 )
 from easel.generation.engines.diffusers.models import BUILTIN_SOURCE
+from easel.generation.engines.diffusers.schedulers import check_scheduler
 from easel.generation.settings import ModelSpec
 
 
@@ -27,6 +30,8 @@ def prepare(
     models: dict[str, ModelSpec],
     default_model: str,
     input_size: tuple[int, int] | None = None,
+    controlnets: ControlNets | None = None,
+    adapters: AdapterCatalogue | None = None,
 ) -> Prepared:
     name = request.model or default_model
     spec = models.get(name)
@@ -39,6 +44,10 @@ def prepare(
     if mode not in family.pipelines:
         supported = ", ".join(family.pipelines)
         raise InvalidInput.field("mode", f"model {name!r} supports only: {supported}")
+    if request.input_images and not family.multi_image:
+        raise InvalidInput.field(
+            "input_images", f"model {name!r} takes one input_image; several need an Edit-Plus model"
+        )
     extra = _extra_params(request, family)
     warnings: list[str] = []
     if spec.source.startswith(BUILTIN_SOURCE):
@@ -62,6 +71,10 @@ def prepare(
             else family.default_guidance
         ),
         extra=tuple(sorted(extra.items())),
+        shares=family.batches,
+        control=(controlnets or ControlNets()).resolve(request.control, spec.family, mode, name),
+        loras=(adapters or AdapterCatalogue()).resolve(request.loras, spec.family, name),
+        scheduler=check_scheduler(request.scheduler, spec.family, name),
     )
     return Prepared(key=key, warnings=tuple(warnings))
 

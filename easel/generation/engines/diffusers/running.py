@@ -19,11 +19,14 @@ from easel.generation.engines.base import (
     ItemProgress,
     ProgressFn,
 )
+from easel.generation.engines.diffusers.adapters import AdapterCatalogue
 from easel.generation.engines.diffusers.calls import build_call, first_images
 from easel.generation.engines.diffusers.compilation import call_shape
+from easel.generation.engines.diffusers.control_pipelines import control_pipeline
 from easel.generation.engines.diffusers.models import condition_area
 from easel.generation.engines.diffusers.outputs import per_item
 from easel.generation.engines.diffusers.previews import latent_preview
+from easel.generation.engines.diffusers.tuning import tuned
 
 if TYPE_CHECKING:  # loading.py runs warm-up calls through this module
     from easel.generation.engines.diffusers.loading import LoadedModel
@@ -32,8 +35,11 @@ if TYPE_CHECKING:  # loading.py runs warm-up calls through this module
 class StepCallback:
     """The pipeline's `callback_on_step_end` for one call."""
 
-    def __init__(self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn) -> None:
+    def __init__(
+        self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn, family: str = "sd"
+    ) -> None:
         self.steps = call.key.steps
+        self.family, self.size = family, (call.key.width, call.key.height)
         self.first_images = first_images(call.items)
         self.preview_every = [item.wants_preview_every for item in call.items]
         self.progress = progress
@@ -59,7 +65,7 @@ class StepCallback:
             return [None] * len(self.preview_every)
         latents = tensors["latents"]
         return [
-            latent_preview(latents[first]) if wanted else None
+            latent_preview(latents[first], self.family, *self.size) if wanted else None
             for first, wanted in zip(self.first_images, due, strict=True)
         ]
 
@@ -71,19 +77,41 @@ def run_call(
     cancelled: CancelledFn,
     *,
     warming: bool = False,
+    adapters: AdapterCatalogue | None = None,
+) -> EngineOutput:
+    # One call at a time per model: what it sets on the pipelines it shares with the
+    # model's other modes (adapters, scheduler) is its own until it has ended.
+    with loaded.tuning.lock:
+        return _run(loaded, call, progress, cancelled, warming=warming, adapters=adapters)
+
+
+def _run(
+    loaded: LoadedModel,
+    call: EngineCall,
+    progress: ProgressFn,
+    cancelled: CancelledFn,
+    *,
+    warming: bool,
+    adapters: AdapterCatalogue | None,
 ) -> EngineOutput:
     import torch
 
     key = call.key
-    pipeline = loaded.pipeline(key.mode)
+    # With controls, the mode's ControlNet pipeline (built on the same loaded components).
+    pipeline = control_pipeline(loaded, key) if key.control else loaded.pipeline(key.mode)
     if loaded.compiled is not None:
         shape = call_shape(
             loaded.spec.family, call.num_images, key.width, key.height, key.guidance_scale
         )
         loaded.compiled.use_for(pipeline, shape, warming=warming)
     arguments = build_call(loaded.family, pipeline, call)
-    callback = StepCallback(call, progress, cancelled)
-    with torch.inference_mode(), condition_area(loaded.spec):
+    callback = StepCallback(call, progress, cancelled, loaded.spec.family)
+    family = loaded.spec.family
+    with (
+        tuned(loaded.tuning, pipeline, family, key, adapters) as scheduler,
+        torch.inference_mode(),
+        condition_area(loaded.spec),
+    ):
         output = pipeline(
             generator=arguments.generators, callback_on_step_end=callback, **arguments.kwargs
         )
@@ -91,4 +119,5 @@ def run_call(
         images=per_item(list(output.images), call.items),
         steps_run=callback.steps_run,
         interrupted=cancelled(),
+        scheduler=scheduler,
     )

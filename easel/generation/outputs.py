@@ -1,0 +1,54 @@
+"""How a generated image leaves the service: inline base64 (`output: "base64"`), or stored
+once by content and linked (`output: "url"`).
+
+With `url` the encoded bytes go to the image store the job manager serves
+(`GET /api/images/{sha256}.{ext}`, EASEL_IMAGES_DIR): the same folder on one machine (the
+all-in-one process, a pod share the data dir), a shared volume across machines. The link
+is signed here whenever a link secret is configured; the gateway checks it when API keys
+are on (`easel.core.image_links`).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from PIL import Image
+
+from easel.core.generation_api import GeneratedImage, OutputKind
+from easel.core.image_links import ImageLinks
+from easel.core.image_store import ImageStore
+from easel.core.images import ImageCodec, OutputFormat
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    codec: ImageCodec
+    store: ImageStore
+    links: ImageLinks
+
+    def generated(
+        self,
+        image: Image.Image,
+        *,
+        output: OutputKind,
+        fmt: OutputFormat,
+        quality: int | None,
+        seed: int,
+    ) -> GeneratedImage:
+        """One image of a result, encoded as `fmt`, carried as `output` asks."""
+        data = self.codec.encode(image, fmt, quality)
+        carried: dict[str, str]
+        if output is OutputKind.URL:
+            digest = self.store.save(data)
+            carried = {"url": self.links.link(digest, fmt), "sha256": digest}
+        else:
+            carried = {"image": base64.b64encode(data).decode("ascii")}
+        return GeneratedImage(
+            **carried,
+            seed=seed,
+            format=fmt,
+            media_type=fmt.media_type,
+            width=image.width,
+            height=image.height,
+        )
