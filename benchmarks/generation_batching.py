@@ -8,14 +8,20 @@ OFF (`EASEL_BATCH_MAX_IMAGES=1`). M closed-loop clients (default 8) send compati
 rounds alternate ON and OFF. It prints images/s each way and their ratio, client-side p50
 and p99 latency, and the mean `batch_size` and `timings` the service reported.
 
-Then what adapter sets cost the batcher, on the batching-ON server: the same load with one
-LoRA on every request, and with half the clients on one LoRA and half on another (requests
-with different adapters never share a call), as ratios to the same load without a LoRA,
-measured in the same rounds (two tiny LoRAs built with peft into the server's MODELS_PATH).
+Then a lone client: one client sending its requests one after another (each as soon as the
+last is answered), batching ON against OFF in alternating rounds: p50 and p90 each way and
+their ratio. A lone request must not pay the batch window (continuous batching: an idle
+engine starts it at once), so the ratio should be 1.00x within noise.
 
 Then the service overhead: one request at a time (a batch of 1) through HTTP, request in ->
 base64 PNG out, against the bare pipeline called in this process (loaded with diffusers'
 `DiffusionPipeline.from_pretrained` from the same folder, same prompt, size, steps, seed).
+
+Last, what adapter sets cost the batcher, on the batching-ON server: the same load with one
+LoRA on every request, and with half the clients on one LoRA and half on another (requests
+with different adapters never share a call), as ratios to the same load without a LoRA,
+measured in the same rounds (two tiny LoRAs built with peft into the server's MODELS_PATH).
+Last because the adapters stay loaded in that server's model and slow its calls.
 
     .venv/bin/python benchmarks/generation_batching.py               # about two minutes
     .venv/bin/python benchmarks/generation_batching.py --size 64 --requests 400 -m 4
@@ -59,6 +65,7 @@ LORAS = ("lora-a", "lora-b")  # tiny adapters for the model, built with peft per
 NO_LORA, ONE_LORA, TWO_LORAS = "no LoRA", "one LoRA on all", "half on another LoRA"
 ADAPTER_CASES = (NO_LORA, ONE_LORA, TWO_LORAS)
 READY_TIMEOUT_S = 120.0
+LONE_ROUNDS_PER_ROUND = 3  # the lone client's rounds are short: more of them
 
 console = Console(width=132)
 
@@ -240,6 +247,19 @@ def measure_adapters(server: ServerProcess, args: argparse.Namespace) -> dict[st
     return runs
 
 
+def measure_lone(servers: dict[str, ServerProcess], args: argparse.Namespace) -> dict[str, Run]:
+    """One client, sequential requests, on each server; short rounds alternate the order,
+    so that the machine's drift falls on both alike."""
+    lone = argparse.Namespace(**{**vars(args), "clients": 1})
+    runs = {name: Run() for name in (OFF, ON)}
+    rounds = LONE_ROUNDS_PER_ROUND * args.rounds
+    for index in range(rounds):
+        for name in [OFF, ON] if index % 2 == 0 else [ON, OFF]:
+            with console.status(f"lone client round {index + 1}/{rounds}: batching {name}"):
+                asyncio.run(closed_loop(servers[name].url, lone, args.lone, runs[name]))
+    return runs
+
+
 # ---- the service's overhead over a bare pipeline -------------------------------------------
 @dataclass
 class Single:
@@ -307,7 +327,7 @@ def measure_single(
         "bare": Single("bare pipeline call"),
         "encoded": Single("bare call + PNG + base64"),
         OFF: Single("HTTP, batching OFF (no window)"),
-        ON: Single(f"HTTP, batching ON (waits its {args.window_ms:g} ms)"),
+        ON: Single(f"HTTP, batching ON ({args.window_ms:g} ms window)"),
     }
     body = request_body(args, 0, 0)
     clients = {name: httpx.Client(base_url=servers[name].url, timeout=120) for name in (OFF, ON)}
@@ -401,6 +421,30 @@ def adapters_table(runs: dict[str, Run], args: argparse.Namespace) -> Table:
     return table
 
 
+def lone_table(runs: dict[str, Run], args: argparse.Namespace) -> Table:
+    off_p50 = percentile(runs[OFF].latencies_ms, 50)
+    table = Table(
+        title=f"One client, sequential requests, {args.size}x{args.size}, {args.steps} steps: "
+        f"{args.lone} requests x {LONE_ROUNDS_PER_ROUND * args.rounds} rounds each",
+        title_justify="left",
+    )
+    columns = ("batching", "p50 ms", "p90 ms", "p50 / OFF", "mean batch", "svc queue ms", "errors")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "batching" else "right")
+    for name, run in runs.items():
+        p50 = percentile(run.latencies_ms, 50)
+        table.add_row(
+            f"ON ({args.window_ms:g} ms, <= {args.max_images})" if name == ON else "OFF (max 1)",
+            f"{p50:.1f}",
+            f"{percentile(run.latencies_ms, 90):.1f}",
+            f"{p50 / off_p50:.2f}x",
+            f"{statistics.fmean(run.batch_sizes):.2f}" if run.batch_sizes else "-",
+            f"{run.mean_timing('queue_wait_ms'):.1f}",
+            str(run.errors),
+        )
+    return table
+
+
 def overhead_table(rows: Sequence[Single], args: argparse.Namespace) -> Table:
     bare = rows[0]
     table = Table(
@@ -439,6 +483,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window-ms", type=float, default=25.0, help="ON: batch window (25)")
     parser.add_argument("--max-images", type=int, default=8, help="ON: images per call (8)")
     parser.add_argument(
+        "--lone", type=int, default=20, help="lone client: requests per round and server (20)"
+    )
+    parser.add_argument(
         "--single", type=int, default=40, help="one-at-a-time repeats for the overhead (40)"
     )
     parser.add_argument(
@@ -466,6 +513,7 @@ def run_json(run: Run) -> dict[str, Any]:
 def report_json(
     runs: dict[str, Run],
     adapters: dict[str, Run],
+    lone: dict[str, Run],
     singles: Sequence[Single],
     machine: str,
     interference: str,
@@ -478,6 +526,11 @@ def report_json(
         "adapters": {
             case: {**run_json(run), "ratio_to_no_lora": run.images_per_s / baseline}
             for case, run in adapters.items()
+        },
+        "lone_client": {
+            **{name: run_json(run) for name, run in lone.items()},
+            "p50_on_over_off": percentile(lone[ON].latencies_ms, 50)
+            / percentile(lone[OFF].latencies_ms, 50),
         },
         "single": {
             s.label: {
@@ -509,22 +562,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(throughput_table(runs, args))
             ratio = runs[ON].images_per_s / runs[OFF].images_per_s
             console.print(f"batching ON / OFF: [bold]{ratio:.2f}x[/] images/s")
-            adapters = measure_adapters(servers[ON], args)
-            console.print(adapters_table(adapters, args))
-            for name, run in [*runs.items(), *adapters.items()]:
-                if run.first_error:
-                    console.print(f"  first error ({name}): {run.first_error[:300]}")
+            # Before the adapter rounds: their LoRAs stay loaded in the ON server's model,
+            # which slows its every call, so a comparison with OFF after them is unfair.
+            lone = measure_lone(servers, args)
+            console.print(lone_table(lone, args))
+            lone_ratio = percentile(lone[ON].latencies_ms, 50) / percentile(
+                lone[OFF].latencies_ms, 50
+            )
+            console.print(f"lone client p50 ON / OFF: [bold]{lone_ratio:.2f}x[/]")
             with console.status("one request at a time"):
                 singles = measure_single(servers, data_dir, args)
             console.print(overhead_table(singles, args))
+            adapters = measure_adapters(servers[ON], args)
+            console.print(adapters_table(adapters, args))
+            every = [*runs.items(), *adapters.items(), *(("lone " + n, r) for n, r in lone.items())]
+            for name, run in every:
+                if run.first_error:
+                    console.print(f"  first error ({name}): {run.first_error[:300]}")
             share, interference = watch.report()
     colour = "red" if share > INTERFERENCE_WARN else "dim"
     console.print(f"took {time.monotonic() - started:.0f} s; [{colour}]{interference}[/]")
     if args.json:
         args.json.write_text(
-            json.dumps(report_json(runs, adapters, singles, machine, interference), indent=2)
+            json.dumps(report_json(runs, adapters, lone, singles, machine, interference), indent=2)
         )
-    return 1 if any(run.errors for run in [*runs.values(), *adapters.values()]) else 0
+    failed = [*runs.values(), *adapters.values(), *lone.values()]
+    return 1 if any(run.errors for run in failed) else 0
 
 
 if __name__ == "__main__":

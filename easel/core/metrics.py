@@ -29,10 +29,22 @@ class HttpMetrics:
             registry=self.registry,
         )
         self.service = service
+        # The labelled children, looked up once per (method, route, status): `labels()`
+        # takes a lock and builds its key on every call. No more entries than the metrics have
+        # children.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.service, method, route, str(status)).inc()
-        self.duration.labels(self.service, method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.duration.labels(self.service, method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def router(self) -> APIRouter:
         router = APIRouter()

@@ -32,6 +32,10 @@ from yarl import URL
 # Headers aiohttp would otherwise add on its own: httpx has already set what it means to send.
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 _READ_BUFSIZE = 256 * 1024
+# A body given as bytes up to this size goes to aiohttp as bytes: written with the headers
+# in one go into the socket's buffer (whose default high-water mark is 64 KiB), so no write
+# can stall and nothing is watched; larger ones stream through `_RequestBody`.
+_WHOLE_BODY_MAX = 64 * 1024
 
 
 def _translate(exc: BaseException) -> httpx.TransportError:
@@ -197,9 +201,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         slot = await self._acquire(timeouts.get("pool"))
         body: _RequestBody | None = None
-        if not isinstance(request.stream, httpx.ByteStream) or request.content:
+        data: bytes | _RequestBody | None = None
+        if isinstance(request.stream, httpx.ByteStream) and len(request.content) <= _WHOLE_BODY_MAX:
+            data = request.content or None
+        else:
             assert isinstance(request.stream, httpx.AsyncByteStream)
-            body = _RequestBody(request.stream, timeouts.get("write"))
+            data = body = _RequestBody(request.stream, timeouts.get("write"))
         # aiohttp frames the body itself: chunked when there is no Content-Length.
         headers = [
             (key.decode("latin-1"), value.decode("latin-1"))
@@ -215,7 +222,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         request.method,
                         URL(str(request.url), encoded=True),
                         headers=headers,
-                        data=body,
+                        data=data,
                         allow_redirects=False,
                         timeout=aiohttp.ClientTimeout(
                             total=None,

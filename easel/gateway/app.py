@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from starlette._utils import get_route_path
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -56,9 +57,29 @@ PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 class ProxyRoute(Route):
     """A plain Starlette route (no FastAPI body handling: bodies stream through untouched)
-    that, like FastAPI's routes, names itself in the scope for logs and metrics."""
+    that, like FastAPI's routes, names itself in the scope for logs and metrics.
+
+    `prefix`: every path it matches is the prefix or starts with it and "/". A proxied
+    request is tried against every route before its own; the prefix test turns the others
+    away before Starlette's regex and parameter work."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        *,
+        methods: list[str],
+        prefix: str,
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.prefix = prefix
+        self.exact = path == prefix  # else the `{rest:path}` route below the prefix
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            path = get_route_path(scope)
+            if not (path == self.prefix if self.exact else path.startswith(self.prefix + "/")):
+                return Match.NONE, {}
         match, child_scope = super().matches(scope)
         if match is not Match.NONE:
             child_scope["route"] = self
@@ -92,7 +113,8 @@ def _add_proxy_routes(app: FastAPI, upstreams: Sequence[UpstreamService]) -> Non
     for entry in routing_table(upstreams):
         endpoint = _proxy_endpoint(entry.service)
         for path in (entry.prefix, entry.prefix + "/{rest:path}"):
-            app.router.routes.append(ProxyRoute(path, endpoint, methods=PROXIED_METHODS))
+            route = ProxyRoute(path, endpoint, methods=PROXIED_METHODS, prefix=entry.prefix)
+            app.router.routes.append(route)
 
 
 def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -18,6 +19,41 @@ from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
 # closes them, so a request never goes out on a connection the service is closing (a 502).
 KEEPALIVE_EXPIRY = 4.0
+
+
+class _RefusingJar(CookieJar):
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing. A cookie a service sets is for the client it answers (the
+    Set-Cookie header passes through to it), not the gateway's to keep and send on with
+    every other client's requests. Not extracting at all also spares each proxied response
+    httpx's cookie parsing, which builds urllib request and response stand-ins (~5% of the
+    gateway's CPU on a small request)."""
+
+    def __init__(self) -> None:
+        super().__init__(_RefusingJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """The gateway's client of a remote service: httpx's, with no cookie jar."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise AttributeError("the gateway's upstream clients keep no cookies")
 
 
 @dataclass(frozen=True)
@@ -89,7 +125,7 @@ def build_client(
         max_keepalive_connections=settings.max_connections,
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
-    return httpx.AsyncClient(
+    return UpstreamClient(
         transport=_remote_transport(settings, limits),
         base_url=endpoint.url,
         timeout=timeout,

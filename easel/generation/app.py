@@ -220,6 +220,7 @@ def _health(container: GenerationContainer) -> ServiceHealth:
         "queue": {
             "pending": batcher.pending,
             "waiting": batcher.waiting,
+            "running_calls": batcher.running_calls,
             "max_pending": batcher.max_pending,
             "calls": batcher.calls,
             "steps_run": batcher.steps_run,

@@ -1,15 +1,28 @@
-"""Gather concurrent compatible requests into one pipeline call; bound the queue.
+"""Gather concurrent compatible requests into pipeline calls; bound the queue.
 
-One dispatcher task owns the engine: it takes the oldest waiting request, waits a short
-window for companions with the same `CallKey`, and runs them as one call. Incompatible
-requests wait their turn in arrival order. Beyond `max_pending` (waiting + running)
-requests are refused with 429 and a Retry-After estimated from recent call durations.
+Continuous batching, as LLM servers do: one dispatcher task starts a call whenever the
+engine has a free call slot (`EngineCapabilities.concurrent_calls`, each call its own task)
+and a request waits. The call takes the oldest waiting request's `CallKey` (arrival order)
+and every compatible request waiting, up to `max_batch_images` images; requests arriving
+while every slot is busy gather in the queue for the next call. So a request that finds a
+free slot and nothing compatible waiting starts at once, never paying the window.
+
+The batch window is only an upper bound on the one wait that can pay (companions.py):
+right after a call of the same key ended, while the requests it answered may come back,
+the next batch of that key waits for them until it holds as many images as that call had
+in circulation, or is full, or a window has passed since its oldest request could start (it
+arrived, or that call ended). While that oldest batch waits, younger ones wait behind it
+(arrival order); `window_s = 0` never waits.
+
+Beyond `max_pending` (waiting + running) requests are refused with 429 and a Retry-After
+estimated from recent call durations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import math
@@ -24,7 +37,15 @@ from PIL import Image
 
 from easel.core.errors import EaselError, ServiceUnavailable, TooManyRequests
 from easel.core.events import GenerationEvent, Loading, Progress, Queued, Started
-from easel.generation.engines.base import CallKey, Engine, EngineCall, EngineItem, ItemProgress
+from easel.generation.companions import Companions
+from easel.generation.engines.base import (
+    CallKey,
+    Engine,
+    EngineCall,
+    EngineItem,
+    EngineOutput,
+    ItemProgress,
+)
 from easel.generation.metrics import GenerationMetrics
 
 log = logging.getLogger("easel.generation.batching")
@@ -95,29 +116,35 @@ class Batcher:
         self.max_batch_images = max_batch_images
         self.max_pending = max_pending
         self.clock = clock
+        self.slots = max(1, engine.capabilities.concurrent_calls)  # calls run at once
         self.calls = 0  # pipeline calls made: batching shows as calls < requests
         self.steps_run = 0  # denoising steps run, all calls
-        self.last_call: dict[str, object] | None = None
+        self.last_call: dict[str, object] | None = None  # the last call that ended
         self.last_error: str | None = None
         self._waiting: deque[Ticket] = deque()
-        self._running: list[Ticket] = []
-        self._arrival = asyncio.Event()
+        self._running: dict[asyncio.Task[None], list[Ticket]] = {}  # per call, its tickets
+        self._wake = asyncio.Event()  # an arrival, a cancel or a call's end
+        self._companions = Companions(window_s=window_s, max_images=max_batch_images)
         self._durations: deque[float] = deque(maxlen=20)
         self._by_id: dict[str, Ticket] = {}
 
     # ---- intake ------------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._waiting) + len(self._running)
+        return len(self._waiting) + sum(len(batch) for batch in self._running.values())
 
     @property
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def running_calls(self) -> int:
+        return len(self._running)
+
     def retry_after(self) -> int:
         per_call = sum(self._durations) / len(self._durations) if self._durations else 1.0
-        batches_ahead = max(1, math.ceil(self.pending / max(1, self.max_batch_images)))
-        return max(1, math.ceil(per_call * batches_ahead))
+        calls_ahead = self.pending / max(1, self.max_batch_images) / self.slots
+        return max(1, math.ceil(per_call * max(1, math.ceil(calls_ahead))))
 
     def submit(
         self,
@@ -139,7 +166,7 @@ class Batcher:
         self._by_id[ticket.id] = ticket
         self._waiting.append(ticket)
         ticket.emit(Queued(position=len(self._waiting) - 1, request_id=ticket.id))
-        self._arrival.set()
+        self._wake.set()
         return ticket
 
     def find(self, ticket_id: str) -> Ticket | None:
@@ -156,42 +183,53 @@ class Batcher:
         if ticket.state is TicketState.WAITING:
             self._waiting.remove(ticket)
             self._announce_positions()
+            self._wake.set()  # the oldest may have been waiting for companions
         self._finish(ticket, Outcome(cancelled=True))
         return True
 
     # ---- dispatch ----------------------------------------------------------------------
     async def run(self) -> None:
-        """The dispatcher loop; runs until cancelled (the app's lifespan owns it)."""
+        """The dispatcher loop; runs until cancelled (the app's lifespan owns it), then
+        stops the running calls and answers every request with ServiceUnavailable."""
         try:
             while True:
-                while not self._waiting:
-                    self._arrival.clear()
-                    await self._arrival.wait()
-                await self._gather_window()
-                if self._waiting:
-                    await self._run_call(self._take_batch())
+                self._wake.clear()
+                await self._sleep(self._dispatch())
         finally:
-            for ticket in [*self._waiting, *self._running]:
-                self._finish(ticket, Outcome(error=ServiceUnavailable("service shutting down")))
+            await self._shut_down()
+
+    def _dispatch(self) -> float | None:
+        """Start every call that may start now. The seconds the oldest waiting batch may
+        still wait for companions; None when nothing waits on a deadline."""
+        while self._waiting and len(self._running) < self.slots:
+            oldest = self._waiting[0]
+            key, images = oldest.key, self._compatible_images(oldest.key)
+            wait_s = self._companions.wait_s(key, images, oldest.enqueued_at, self.clock())
+            if wait_s > 0:
+                return wait_s
+            self._start(self._take_batch())
+        return None
+
+    async def _sleep(self, seconds: float | None) -> None:
+        if seconds is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _shut_down(self) -> None:
+        tickets = [*self._waiting, *(t for batch in self._running.values() for t in batch)]
+        calls = list(self._running)
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        self._waiting.clear()
+        self._running.clear()
+        for ticket in tickets:
+            self._finish(ticket, Outcome(error=ServiceUnavailable("service shutting down")))
 
     def _compatible_images(self, key: CallKey) -> int:
         return sum(t.item.num_images for t in self._waiting if t.key == key)
-
-    async def _gather_window(self) -> None:
-        if self.window_s <= 0 or self.max_batch_images <= 1 or not self._waiting[0].key.shares:
-            return
-        deadline = self.clock() + self.window_s
-        while self._waiting and self._compatible_images(self._waiting[0].key) < (
-            self.max_batch_images
-        ):
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return
-            self._arrival.clear()
-            try:
-                await asyncio.wait_for(self._arrival.wait(), remaining)
-            except TimeoutError:
-                return
 
     def _take_batch(self) -> list[Ticket]:
         first = self._waiting[0]
@@ -210,7 +248,7 @@ class Batcher:
         for position, ticket in enumerate(self._waiting):
             ticket.emit(Queued(position=position, request_id=ticket.id))
 
-    async def _run_call(self, batch: list[Ticket]) -> None:
+    def _start(self, batch: list[Ticket]) -> None:
         started = self.clock()
         size, requests = _images(batch), len(batch)
         model = batch[0].key.model
@@ -221,9 +259,10 @@ class Batcher:
             if loading is not None:
                 ticket.emit(loading)
             ticket.emit(Started(batch_size=size, batch_requests=requests))
-        self._running = batch
+        self._running[asyncio.create_task(self._run_call(batch, started))] = batch
         self._announce_positions()
 
+    async def _run_call(self, batch: list[Ticket], started: float) -> None:
         loop = asyncio.get_running_loop()
 
         def emit_progress(items: list[ItemProgress | None]) -> None:
@@ -254,40 +293,56 @@ class Batcher:
             output = await self.engine.generate(
                 call, progress, lambda: all(t.cancelled for t in batch)
             )
+            self._answer(batch, call, output, started)  # an output that does not fit fails
+            outcome = "interrupted" if output.interrupted else "ok"
         except EaselError as exc:
             self._fail(batch, exc, started)
         except Exception as exc:
             log.exception("generation failed")
             self.last_error = f"{type(exc).__name__}: {exc}"
             self._fail(batch, EaselError(f"generation failed: {self.last_error}"), started)
-        else:
-            self.last_error = None
-            outcome = "interrupted" if output.interrupted else "ok"
-            self.last_call = {
-                "batch_size": size,
-                "batch_requests": requests,
-                "steps_run": output.steps_run,
-                "steps": call.key.steps,
-                "interrupted": output.interrupted,
-            }
-            elapsed = self.clock() - started
-            for ticket, images in zip(batch, output.images, strict=True):
-                self._finish(
-                    ticket,
-                    Outcome(
-                        images=images,
-                        batch_size=size,
-                        batch_requests=requests,
-                        queue_wait_s=started - ticket.enqueued_at,
-                        inference_s=elapsed,
-                        scheduler=output.scheduler,
-                    ),
-                )
         finally:
-            self._durations.append(self.clock() - started)
-            self._running = []
-            self.calls += 1
+            self._call_ended(batch, started)
             self._observe(outcome, batch, started)
+
+    def _answer(
+        self, batch: list[Ticket], call: EngineCall, output: EngineOutput, started: float
+    ) -> None:
+        size, requests = _images(batch), len(batch)
+        elapsed = self.clock() - started
+        answers = list(zip(batch, output.images, strict=True))
+        self.last_error = None
+        self.last_call = {
+            "batch_size": size,
+            "batch_requests": requests,
+            "steps_run": output.steps_run,
+            "steps": call.key.steps,
+            "interrupted": output.interrupted,
+        }
+        for ticket, images in answers:
+            self._finish(
+                ticket,
+                Outcome(
+                    images=images,
+                    batch_size=size,
+                    batch_requests=requests,
+                    queue_wait_s=started - ticket.enqueued_at,
+                    inference_s=elapsed,
+                    scheduler=output.scheduler,
+                ),
+            )
+
+    def _call_ended(self, batch: list[Ticket], started: float) -> None:
+        now = self.clock()
+        self._durations.append(now - started)
+        self.calls += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.pop(task, None)
+        key = batch[0].key
+        answered = [t.item.num_images for t in batch if not t.cancelled]
+        self._companions.call_ended(key, answered, self._compatible_images(key), now)
+        self._wake.set()  # a slot is free
 
     def _observe(self, outcome: str, batch: list[Ticket], started: float) -> None:
         if self.metrics is None:

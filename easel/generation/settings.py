@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from easel.core.settings import EaselSettingsBase, SharedSettings, env
 
@@ -72,6 +72,8 @@ def _default_mode_workflows() -> dict[str, str]:
 class ComfyUISettings(EaselSettingsBase):
     """The ComfyUI engine's part (EASEL_GENERATION_ENGINE=comfyui)."""
 
+    # One ComfyUI server, or several, comma-separated: each call runs on the connected one
+    # with the fewest of easel's calls (the first listed on a tie).
     comfyui_api_url: str = Field(
         "http://localhost:8188", validation_alias=env("COMFYUI_API_URL", "COMFYUI_API_URL")
     )
@@ -97,6 +99,22 @@ class ComfyUISettings(EaselSettingsBase):
         0.5, gt=0, validation_alias=env("COMFYUI_RECONNECT_BACKOFF")
     )
     comfyui_reconnect_max: float = Field(10.0, gt=0, validation_alias=env("COMFYUI_RECONNECT_MAX"))
+    # Calls (each one prompt per image) easel keeps in ComfyUI at once: requests that cannot
+    # share a call do not wait for each other, and ComfyUI's queue holds the next prompt
+    # when one ends, so it never idles between calls. 1: one call at a time.
+    comfyui_max_queued: int = Field(3, ge=1, validation_alias=env("COMFYUI_MAX_QUEUED"))
+
+    @field_validator("comfyui_api_url")
+    @classmethod
+    def _some_url(cls, value: str) -> str:
+        if not value.replace(",", "").strip():
+            raise ValueError("name at least one ComfyUI server")
+        return value
+
+    @property
+    def comfyui_urls(self) -> list[str]:
+        """`comfyui_api_url`'s servers, in order (the first is the one `easel up` starts)."""
+        return [url.strip() for url in self.comfyui_api_url.split(",") if url.strip()]
 
 
 class GenerationSettings(SharedSettings, ComfyUISettings):
@@ -174,6 +192,8 @@ class GenerationSettings(SharedSettings, ComfyUISettings):
     generation_max_loras: int = Field(4, ge=1, validation_alias=env("GENERATION_MAX_LORAS"))
 
     # --- batching and limits ------------------------------------------------------------
+    # The most a batch waits, right after a call of its kind ended, for the requests that
+    # call answered to come back (batching.py); a request finding the engine free never waits.
     batch_window_ms: float = Field(25.0, ge=0, validation_alias=env("BATCH_WINDOW_MS"))
     batch_max_images: int = Field(4, ge=1, validation_alias=env("BATCH_MAX_IMAGES"))
     generation_max_pending: int = Field(16, ge=1, validation_alias=env("GENERATION_MAX_PENDING"))

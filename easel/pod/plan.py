@@ -64,7 +64,7 @@ def build_plan(
     easel = (python, "-m", "easel")
     plan: list[PodProcess] = []
     if pod.comfyui_command:
-        plan.append(comfyui_process(pod.comfyui_command, settings.generation.comfyui_api_url))
+        plan.append(comfyui_process(pod.comfyui_command, settings.generation.comfyui_urls[0]))
     for spec in specs:
         env = {k: v for k, v in common.items() if k != f"EASEL_{spec.name.upper()}_URL"}
         if spec.name == "job_manager" and pod.pod_workers:

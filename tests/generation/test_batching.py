@@ -1,4 +1,6 @@
-"""Concurrent compatible requests share pipeline calls; incompatible ones never mix."""
+"""Requests that gather while a call runs share the next call when compatible (an idle engine
+starts a lone request at once: `gathered` holds the engine with a long call of another
+kind so that they all wait); incompatible ones never mix."""
 
 from __future__ import annotations
 
@@ -9,13 +11,20 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.generation.helpers import WAIT, generation_state, pixels, post_all, sse_events
+from tests.generation.helpers import (
+    WAIT,
+    gathered,
+    generation_state,
+    pixels,
+    sse_events,
+)
 from tests.support.servers import ServerProcess, start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    # A wide window makes grouping independent of scheduling noise; the limit is 4 images.
+    # The window bounds how long a batch waits for the requests its last call answered;
+    # the limit is 4 images.
     env = {"EASEL_BATCH_WINDOW_MS": "400", "EASEL_BATCH_MAX_IMAGES": "4"}
     process = start_server("all", tmp_path_factory.mktemp("batching"), env=env)
     yield process
@@ -37,10 +46,10 @@ def test_compatible_requests_share_calls_and_get_their_own_images(server, client
     assert all(result["batch_size"] == 1 for result in alone)  # one image each
 
     calls_before = generation_state(api)["queue"]["calls"]
-    batched = asyncio.run(post_all(server.url, bodies))
+    batched = asyncio.run(gathered(server.url, bodies))
     calls = generation_state(api)["queue"]["calls"] - calls_before
-    assert calls < len(bodies), f"{len(bodies)} requests took {calls} calls"
-    assert max(result["batch_requests"] for result in batched) > 1
+    assert calls == 2, f"the long call and {len(bodies)} requests took {calls} calls"
+    assert [result["batch_requests"] for result in batched] == [4] * 4
     # One image per request: a call's images are its requests.
     assert all(result["batch_size"] == result["batch_requests"] for result in batched)
     for single, shared in zip(alone, batched, strict=True):
@@ -56,7 +65,7 @@ def test_incompatible_requests_are_not_mixed(server) -> None:
         {"prompt": "c", "seed": 3, "steps": 2, "width": 96},
         {"prompt": "d", "seed": 4, "steps": 2},
     ]
-    results = asyncio.run(post_all(server.url, bodies))
+    results = asyncio.run(gathered(server.url, bodies))
     assert [r["steps"] for r in results] == [2, 3, 2, 2]
     assert [r["width"] for r in results] == [64, 64, 96, 64]
     assert results[1]["batch_requests"] == 1  # alone: nobody shares its step count
@@ -67,8 +76,8 @@ def test_incompatible_requests_are_not_mixed(server) -> None:
 def test_batch_respects_the_image_limit(server, client) -> None:
     api = client
     bodies = [{"prompt": f"p{i}", "seed": i, "steps": 2, "num_images": 3} for i in range(2)]
-    results = asyncio.run(post_all(server.url, bodies))
-    # 3 + 3 images exceed the limit of 4: two calls.
+    results = asyncio.run(gathered(server.url, bodies))
+    # Both waiting, but 3 + 3 images exceed the limit of 4: two calls.
     assert [r["batch_requests"] for r in results] == [1, 1]
     assert [r["batch_size"] for r in results] == [3, 3]  # images: each call made three
     assert [len(r["images"]) for r in results] == [3, 3]

@@ -16,10 +16,10 @@ from PIL import Image
 
 from tests.generation.helpers import (
     WAIT,
+    gathered,
     generate,
     kept_apart,
     pixels,
-    post_all,
 )
 from tests.support.images import b64, scene
 from tests.support.servers import ServerProcess, start_server
@@ -193,7 +193,7 @@ def test_same_controls_share_a_call_and_keep_their_own_images(server, api) -> No
     other = b64(scene(*SIZE, seed=9))
     bodies = [{**BASE, "control": [control()]}, {**BASE, "control": [control(image=other)]}]
     alone = [generate(api, **body) for body in bodies]
-    together = asyncio.run(post_all(server.url, bodies))
+    together = asyncio.run(gathered(server.url, bodies))  # both wait: they share a call
     assert max(result["batch_requests"] for result in together) == 2
     for single, batched in zip(alone, together, strict=True):
         assert np.abs(pixels(single) - pixels(batched)).max() <= 2

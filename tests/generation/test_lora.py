@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.generation.helpers import WAIT, generate, kept_apart, pixels, post_all
+from tests.generation.helpers import WAIT, gathered, generate, kept_apart, pixels
 from tests.support.servers import ServerProcess, start_server
 from tests.support.tiny_lora import build_tiny_lora
 
@@ -107,7 +107,8 @@ def test_different_adapters_are_never_batched_and_each_gets_its_own(
     ]
     alone = [generate(api, **bodies[0])]
     # The same adapter at the same weight shares a call, and still matches alone.
-    same = asyncio.run(post_all(server.url, [bodies[0], {**bodies[0], "seed": 8}]))
+    same_two = [bodies[0], {**bodies[0], "seed": 8}]  # both wait: they share a call
+    same = asyncio.run(gathered(server.url, same_two))
     assert max(result["batch_requests"] for result in same) > 1
     assert np.abs(pixels(same[0]) - pixels(alone[0])).max() <= 2
 

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.generation.helpers import WAIT, generate, kept_apart, pixels, post_all
+from tests.generation.helpers import WAIT, gathered, generate, kept_apart, pixels
 from tests.support.images import b64, noise_image
 from tests.support.servers import ServerProcess, start_server
 
@@ -89,7 +89,8 @@ def test_different_schedulers_are_never_batched(server: ServerProcess, api: http
     bodies = [{**BASE, "scheduler": "ddim"}, {**BASE, "scheduler": "unipc"}]
     together = kept_apart(api, server.url, bodies)
     assert [result["scheduler"] for result in together] == ["ddim", "unipc"]
-    same = asyncio.run(post_all(server.url, [bodies[0], {**bodies[0], "seed": 12}]))
+    same_two = [bodies[0], {**bodies[0], "seed": 12}]  # both wait: they share a call
+    same = asyncio.run(gathered(server.url, same_two))
     assert max(result["batch_requests"] for result in same) > 1
 
 

@@ -93,11 +93,13 @@ class FakeComfyUI:
     history_lag: float = 0.02  # history is written just after execution_success
     fail_classes: dict[str, str] = field(default_factory=dict)  # class_type -> message
     refuse_ws: bool = False
+    done_marker: bool = True  # False: no `executing` null after a run (not seen in 0.33)
     # read by tests
     prompts: list[dict[str, Any]] = field(default_factory=list)  # accepted POST /prompt bodies
     interrupts: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[list[str]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    history_reads: list[str] = field(default_factory=list)  # ids of GET /history/{id}
     ws_connects: int = 0
 
     def __post_init__(self) -> None:
@@ -116,6 +118,7 @@ class FakeComfyUI:
         self.number = 0
         self.counters: dict[str, int] = {}
         self._hold_step: int | None = None
+        self.held_task: Task | None = None  # the one waiting at the hold now
         self._gate: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
 
@@ -176,6 +179,10 @@ class FakeComfyUI:
             self._hold_step, self._gate = step, asyncio.Event()
 
         self._call(arm)
+
+    def is_held(self) -> bool:
+        """Whether a KSampler waits at the hold now (for tests that must not block)."""
+        return self.held_task is not None
 
     def wait_held(self) -> Task:
         assert self._held.wait(WAIT), "no KSampler reached the hold"
@@ -443,6 +450,7 @@ class FakeComfyUI:
 
     async def get_history(self, request: Request) -> Response:
         prompt_id = request.path_params["prompt_id"]
+        self.history_reads.append(prompt_id)
         entry = self.history.get(prompt_id)
         return JSONResponse({prompt_id: entry} if entry else {})
 
@@ -568,7 +576,8 @@ class FakeComfyUI:
         }
         self.running = None
         await self.status()
-        await self.send("executing", {"node": None, "prompt_id": pid}, cid)
+        if self.done_marker:
+            await self.send("executing", {"node": None, "prompt_id": pid}, cid)
 
     def _order(self, graph: dict[str, Any]) -> list[str]:
         order: list[str] = []
@@ -620,9 +629,10 @@ class FakeComfyUI:
             await asyncio.sleep(self.step_delay)
             if self._hold_step is not None and step >= self._hold_step and self._gate is not None:
                 self._held.set()
-                gate = self._gate
+                self.held_task, gate = task, self._gate
                 while not gate.is_set() and not task.interrupted:
                     await asyncio.sleep(0.01)
+                self.held_task = None
             if task.interrupted:  # checked inside progress updates, as ComfyUI does
                 raise Interrupted
             now = time.monotonic()
@@ -649,3 +659,26 @@ def running_fake(**options: Any) -> Iterator[FakeComfyUI]:
         yield fake
     finally:
         fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake as a process of its own (benchmarks/comfyui_overhead.py), so it never
+    shares a GIL with what measures it; runs until killed."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8188)
+    # 0: history written with the end event, as a real ComfyUI does within microseconds.
+    parser.add_argument("--history-lag", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    with running_fake(port=args.port, history_lag=args.history_lag) as fake:
+        print(f"fake ComfyUI on {fake.url}", flush=True)
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

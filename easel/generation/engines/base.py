@@ -158,6 +158,9 @@ class EngineCapabilities:
     workflows: bool = False
     # Progress events can carry previews, so items ask for them (`wants_preview_every`).
     previews: bool = False
+    # Calls the engine runs at once: 1 for a pipeline in this process (one GPU, one call);
+    # more for a server with its own queue (ComfyUI), which then never idles between calls.
+    concurrent_calls: int = 1
 
 
 @dataclass(frozen=True)

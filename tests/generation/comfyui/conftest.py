@@ -81,6 +81,7 @@ def fake_defaults(request: pytest.FixtureRequest) -> Iterator[None]:
         server: FakeComfyUI = request.getfixturevalue("fake")
         server.fail_classes.clear()
         server.refuse_ws = False
+        server.done_marker = True
         if server.is_up:
             server.release()
 

@@ -15,6 +15,7 @@ import httpx
 from easel.generation.app import create_app
 from easel.generation.engines.comfyui.workflows import EXAMPLES
 from easel.generation.settings import GenerationSettings
+from tests.generation.comfyui.helpers import until, until_waiting
 from tests.generation.helpers import sse_events
 from tests.support.fake_comfyui import FakeComfyUI
 
@@ -100,14 +101,27 @@ async def test_an_out_of_range_seed_is_422_before_anything_is_sent(
 async def test_requests_sharing_a_call_each_see_their_own_progress(
     fake: FakeComfyUI, tmp_path: Path
 ) -> None:
-    # A long window, closed as soon as both requests are in (batch_max_images 2).
-    async with service(fake, tmp_path, batch_window_ms=30_000, batch_max_images=2) as api:
-        answers = await asyncio.gather(
-            *(
-                api.post("/api/generate/stream", json={**T2I, "prompt": prompt, "seed": LOW})
-                for prompt in ("one", "two")
-            )
+    # A request finding a free call slot starts at once, so the two are made to gather: a
+    # blocker holds the only slot (max_queued 1) until both wait, then is cancelled; the
+    # window closes as soon as both are in (batch_max_images 2).
+    settings = {"batch_window_ms": 30_000, "batch_max_images": 2, "comfyui_max_queued": 1}
+    async with service(fake, tmp_path, **settings) as api:
+        fake.hold(step=1)
+        blocker = asyncio.create_task(
+            api.post("/api/generate", json=T2I, headers={"X-Request-ID": "blocker"})
         )
+        await until(fake.is_held, "the blocker at the hold")
+        streams = [
+            asyncio.create_task(
+                api.post("/api/generate/stream", json={**T2I, "prompt": prompt, "seed": LOW})
+            )
+            for prompt in ("one", "two")
+        ]
+        await until_waiting(api, 2)
+        assert (await api.post("/api/generate/requests/blocker/cancel")).status_code == 200
+        assert (await blocker).json()["error"]["code"] == "cancelled"
+        fake.release()
+        answers = [await stream for stream in streams]
     for answer in answers:
         events = list(sse_events(answer))
         started = next(data for name, data in events if name == "started")

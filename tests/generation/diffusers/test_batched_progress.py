@@ -3,7 +3,6 @@ call's step of the schedule that strength leaves (not counted over the batch).""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from easel.generation.app import create_app
 from easel.generation.settings import GenerationSettings
-from tests.generation.helpers import sse_events
+from tests.generation.helpers import gathered_responses, sse_events
 from tests.support.images import b64, noise_image
 
 IMAGE = b64(noise_image(64, 64))
@@ -27,22 +26,19 @@ async def test_batched_edits_each_report_their_own_steps(tmp_path: Path) -> None
         data_dir=tmp_path,
         generation_model="tiny-random",
         generation_load="lazy",
-        batch_window_ms=30_000,  # closed as soon as both requests are in
         batch_max_images=2,
     )
     app = create_app(settings)
     body = {"input_image": IMAGE, "steps": 4, "extra_params": {"strength": 0.5}, "seed": 1}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://generation", timeout=120
-        ) as api:
-            answers = await asyncio.gather(
-                *(
-                    api.post("/api/generate/stream", json={**body, "prompt": prompt})
-                    for prompt in ("one", "two")
-                )
-            )
+        # Both gather while a long call runs, so they share the next one.
+        answers = await gathered_responses(
+            "http://generation",
+            [{**body, "prompt": prompt} for prompt in ("one", "two")],
+            path="/api/generate/stream",
+            transport=transport,
+        )
     for answer in answers:
         events = list(sse_events(answer))
         assert next(data for name, data in events if name == "started")["batch_requests"] == 2

@@ -219,8 +219,14 @@ class ComfyUIClient:
 
     async def in_queue(self, prompt_id: str) -> bool:
         """Whether the prompt is running or pending."""
+        return await self._queued(prompt_id, "queue_running", "queue_pending")
+
+    async def is_running(self, prompt_id: str) -> bool:
+        return await self._queued(prompt_id, "queue_running")
+
+    async def _queued(self, prompt_id: str, *lists: str) -> bool:
         queue = await self.get_json("/queue")
-        items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
+        items = [item for name in lists for item in queue.get(name, [])]
         return any(len(item) > 1 and item[1] == prompt_id for item in items)
 
     async def interrupt(self, prompt_id: str) -> None:

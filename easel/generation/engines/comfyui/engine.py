@@ -10,7 +10,9 @@ declaration in `prepare`, before anything is sent (422 naming the field).
 
 Batching: requests that resolve to the same workflow and the same parameter values (all
 but prompt, seed and images) share a call; the call queues one prompt per image (see
-run.py). Previews (ComfyUI's binary frames) are not forwarded.
+run.py). Calls that cannot share run at once, up to `COMFYUI_MAX_QUEUED` of them, so
+ComfyUI's queue holds the next call's prompts when one ends. Previews (ComfyUI's binary
+frames) are not forwarded.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from easel.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from easel.core.errors import Conflict, InvalidInput, NotFound
 from easel.core.generation_api import GenerationRequest
 from easel.generation.engines.base import (
     CallKey,
@@ -36,6 +38,7 @@ from easel.generation.engines.base import (
 from easel.generation.engines.comfyui.choices import map_choices
 from easel.generation.engines.comfyui.client import ComfyUIClient
 from easel.generation.engines.comfyui.run import CallRun, RunOptions
+from easel.generation.engines.comfyui.servers import ComfyUIServers
 from easel.generation.engines.comfyui.workflows import (
     DEFAULT_MODEL_FILES,
     EXAMPLES,
@@ -59,19 +62,29 @@ def field_of(name: str) -> str:
 
 class ComfyUIEngine:
     name = "comfyui"
-    # Each workflow declares the prompt and images it needs (checked in `prepare`);
-    # ComfyUI's previews (binary frames) are not forwarded.
-    capabilities = EngineCapabilities(validates_inputs=True, workflows=True, previews=False)
 
     def __init__(
         self,
         *,
-        client: ComfyUIClient,
+        servers: ComfyUIServers,
         catalogue: WorkflowCatalogue,
         mode_workflows: dict[str, str],
         options: RunOptions,
+        max_queued: int,
     ) -> None:
-        self.client = client
+        # Each workflow declares the prompt and images it needs (checked in `prepare`);
+        # ComfyUI's previews (binary frames) are not forwarded. ComfyUI has its own queue:
+        # up to `max_queued` calls per server run at once, so the next prompt is already
+        # queued there when one ends. Calls never share state (each follows its own prompt
+        # ids), so cancelling one never touches another's prompts.
+        self.capabilities = EngineCapabilities(
+            validates_inputs=True,
+            workflows=True,
+            previews=False,
+            concurrent_calls=max_queued * len(servers.clients),
+        )
+        self.max_queued = max_queued
+        self.servers = servers
         self.catalogue = catalogue
         self.mode_workflows = mode_workflows
         self.options = options
@@ -83,23 +96,27 @@ class ComfyUIEngine:
         catalogue = WorkflowCatalogue.load(
             folders, {**DEFAULT_MODEL_FILES, **settings.comfyui_model_files}
         )
-        client = ComfyUIClient(
-            settings.comfyui_api_url,
-            timeout=settings.comfyui_timeout,
-            connect_timeout=settings.connect_timeout,
-            backoff=settings.comfyui_reconnect_backoff,
-            backoff_max=settings.comfyui_reconnect_max,
-        )
+        clients = [
+            ComfyUIClient(
+                url,
+                timeout=settings.comfyui_timeout,
+                connect_timeout=settings.connect_timeout,
+                backoff=settings.comfyui_reconnect_backoff,
+                backoff_max=settings.comfyui_reconnect_max,
+            )
+            for url in settings.comfyui_urls
+        ]
         options = RunOptions(
             poll_interval=settings.comfyui_poll_interval,
             prompt_timeout=settings.comfyui_prompt_timeout,
             stop_timeout=settings.connect_timeout,
         )
         return cls(
-            client=client,
+            servers=ComfyUIServers(clients),
             catalogue=catalogue,
             mode_workflows=dict(settings.comfyui_workflows),
             options=options,
+            max_queued=settings.comfyui_max_queued,
         )
 
     async def start(self) -> None:
@@ -108,10 +125,10 @@ class ComfyUIEngine:
         }
         if missing:
             log.warning("modes mapped to unknown workflows: %s", missing)
-        await self.client.start()
+        await self.servers.start()
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.servers.close()
 
     # ---- requests ------------------------------------------------------------------------
     def prepare(
@@ -176,11 +193,6 @@ class ComfyUIEngine:
         self, call: EngineCall, progress: ProgressFn, cancelled: CancelledFn
     ) -> EngineOutput:
         workflow = self.catalogue.get(call.key.model, "model")
-        if not await self.client.wait_connected(self.client.connect_timeout):
-            raise ServiceUnavailable(
-                self.client.last_error or f"ComfyUI at {self.client.base_url} is unreachable",
-                headers={"Retry-After": "5"},
-            )
         key = call.key
         shared: dict[str, Any] = dict(key.extra)
         for name in IN_KEY:
@@ -194,15 +206,16 @@ class ComfyUIEngine:
                 if param is not None:
                     own[name] = value if value else param.default
             values.append({k: v for k, v in own.items() if v is not None})
-        run = CallRun(
-            client=self.client,
-            workflow=workflow,
-            call=call,
-            values=values,
-            field_of=field_of,
-            options=self.options,
-        )
-        return await run.run(progress, cancelled)
+        async with self.servers.lease() as client:
+            run = CallRun(
+                client=client,
+                workflow=workflow,
+                call=call,
+                values=values,
+                field_of=field_of,
+                options=self.options,
+            )
+            return await run.run(progress, cancelled)
 
     def describe_models(self) -> ModelListing:
         """ComfyUI's models are its workflows (a request names one in `model`); each runs
@@ -253,28 +266,46 @@ class ComfyUIEngine:
 
     # ---- health --------------------------------------------------------------------------
     def health(self) -> EngineHealth:
-        stats = self.client.system_stats or {}
+        clients = self.servers.clients
+        up = [client for client in clients if client.connected]
+        shown = up[0] if up else self.servers.first  # the top-level keys: one server's
         devices = [
             {k: d.get(k) for k in ("name", "type", "index", "vram_total", "vram_free")}
-            for d in stats.get("devices") or []
+            for client in clients
+            for d in (client.system_stats or {}).get("devices") or []
         ]
         detail: dict[str, Any] = {
-            "comfyui_available": self.client.connected,
-            "comfyui_url": self.client.base_url,
-            "comfyui_version": (stats.get("system") or {}).get("comfyui_version"),
+            "comfyui_available": bool(up),
+            "comfyui_url": shown.base_url,
+            "comfyui_version": _version(shown),
             "devices": devices,
-            "client_id": self.client.client_id,
+            "client_id": shown.client_id,
+            "max_queued": self.max_queued,
+            "servers": [
+                {
+                    "url": client.base_url,
+                    "available": client.connected,
+                    "comfyui_version": _version(client),
+                    "calls": self.servers.calls[id(client)],
+                    "error": None if client.connected else client.last_error,
+                }
+                for client in clients
+            ],
             "workflows": sorted(self.catalogue.workflows),
             "mode_workflows": self.mode_workflows,
         }
         if self.catalogue.errors:
             detail["workflow_errors"] = self.catalogue.errors
-        error = None if self.client.connected else self.client.last_error
+        error = None if up else shown.last_error
         if not self.catalogue.workflows:
             error = "no usable workflow: see workflow_errors and WORKFLOWS_PATH"
         return EngineHealth(
-            ready=self.client.connected and bool(self.catalogue.workflows),
+            ready=bool(up) and bool(self.catalogue.workflows),
             detail=detail,
             error=error,
             gpu_available=any(d.get("type") == "cuda" for d in devices),
         )
+
+
+def _version(client: ComfyUIClient) -> Any:
+    return ((client.system_stats or {}).get("system") or {}).get("comfyui_version")

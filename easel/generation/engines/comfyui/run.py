@@ -5,16 +5,18 @@ was asked for alone or among others (a `batch_size` inside one prompt would shar
 seed). The call's prompts are queued together, so ComfyUI's queue never idles between
 them, and they are followed to the end through three sources, any one of which suffices:
 
-- websocket events (`progress` -> Progress; `execution_success` / `execution_error` /
-  `execution_interrupted` -> look at the history entry);
+- websocket events (`progress` -> Progress; `execution_error` fails the call at once;
+  `executing` with node null, sent once the history entry is written, or a moment after
+  `execution_success` / `execution_interrupted` -> look at the history entry);
 - `/history/{id}` every `poll_interval`, and at once after the socket reconnected (an
   entry appears only once a run has ended), so a dead socket never hangs a call;
 - `/queue`, when the socket reconnected: a prompt neither queued nor in history was lost
   (ComfyUI restarted) and the call fails with 503, which the job manager retries.
 
 Cancel is per prompt and targeted: a running prompt gets `POST /interrupt {prompt_id}`,
-a pending one `POST /queue {delete: [id]}` (then the targeted interrupt too, in case it
-started meanwhile); neither touches another client's prompt.
+a pending one `POST /queue {delete: [id]}` (then the targeted interrupt too if `/queue`
+shows it started meanwhile); neither touches another call's or another client's prompt,
+so several calls can be in ComfyUI at once (the engine's `COMFYUI_MAX_QUEUED`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from easel.generation.engines.comfyui.workflows import FieldOf, Workflow
 log = logging.getLogger("easel.generation.comfyui")
 
 TICK = 0.05  # seconds between checks of cancel flags while waiting for events
+HISTORY_GRACE = 2 * TICK  # after an end event, how long to wait for `executing` null
 UPLOAD_FOLDER = "easel"  # subfolder of ComfyUI's input folder for uploaded images
 _ENDED = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -56,7 +59,8 @@ class PromptRun:
     graph: dict[str, Any]
     posted_epoch: int = 0
     running: bool = False
-    ended: bool = False  # an end event came; the history entry may lag a moment
+    ended_at: float | None = None  # when an end event came; the history entry may lag
+    written: bool = False  # `executing` null came: ComfyUI has written the history entry
     stopped: bool = False  # we interrupted or deleted it
     done: bool = False
     value: int = 0
@@ -166,7 +170,7 @@ class CallRun:
                 kind, data = await asyncio.wait_for(self.events.get(), TICK)
                 await self._on_event(kind, data, progress)
             for prompt in self._unfinished():
-                if prompt.ended:  # the end was announced; the history entry follows
+                if self._history_due(prompt, loop.time()):
                     await self._check_history(prompt, lost_if_absent=False)
             reconnected = self.client.epoch != seen_epoch
             if reconnected or loop.time() >= next_poll:
@@ -185,13 +189,13 @@ class CallRun:
         elif kind == "executing":
             prompt.running = True
             if data.get("node") is None:  # the legacy "done" marker: history is written
-                prompt.ended = True
+                prompt.written = True
         elif kind == "progress":
             prompt.running = True
             prompt.value, prompt.maximum = int(data.get("value", 0)), int(data.get("max", 0))
             self._report(progress)
         elif kind in _ENDED:
-            prompt.ended = True
+            prompt.ended_at = asyncio.get_running_loop().time()
             if kind == "execution_error" and not prompt.stopped:
                 raise execution_failure(data, prompt.id)
 
@@ -215,6 +219,16 @@ class CallRun:
             items.append(mine if news else None)
         if any(items):
             progress(items)
+
+    @staticmethod
+    def _history_due(prompt: PromptRun, now: float) -> bool:
+        """Whether to read the ended prompt's history now. ComfyUI sends the end event,
+        writes the entry, then `executing` null: reading at the end event would mostly
+        find nothing yet and cost a round trip per prompt, so wait for the marker, or a
+        moment after the end event should it never come."""
+        if prompt.written:
+            return True
+        return prompt.ended_at is not None and now - prompt.ended_at >= HISTORY_GRACE
 
     async def _check_history(self, prompt: PromptRun, *, lost_if_absent: bool) -> None:
         entry = await self.client.history(prompt.id)
@@ -272,8 +286,12 @@ class CallRun:
             prompt.stopped = True
             if not prompt.running:
                 await self.client.delete_pending([prompt.id])
-            # Targeted: a no-op unless this very prompt runs (it may have just started).
-            await self.client.interrupt(prompt.id)
+            # `/interrupt` only for a prompt that runs (its events said so, or the queue
+            # says it just started): it is targeted on ComfyUI 0.33, but an older one
+            # ignores the id and stops whatever runs, which may be another call's prompt.
+            ended = prompt.ended_at is not None or prompt.written
+            if not ended and (prompt.running or await self.client.is_running(prompt.id)):
+                await self.client.interrupt(prompt.id)
             log.info("stopped ComfyUI prompt %s (%s)", prompt.id, self.workflow.name)
             prompt.done = True  # its outcome no longer matters to anyone
 
