@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from easel.core.errors import Conflict
 from easel.core.generation_api import GenerationRequest
 from easel.generation.app import create_app
 from easel.generation.engines.base import (
@@ -107,10 +108,10 @@ class SolidEngine:
         return True
 
     async def load_model(self, name: str) -> dict[str, Any]:
-        raise NotImplementedError
+        raise Conflict("this engine has no models to load")  # as ComfyUI's answers
 
     async def unload_model(self, name: str) -> dict[str, Any]:
-        raise NotImplementedError
+        raise Conflict("this engine has no models to unload")
 
 
 @asynccontextmanager
