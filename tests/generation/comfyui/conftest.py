@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,21 @@ def comfy_env(fake: FakeComfyUI, tmp: Path, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeComfyUI]:
+@contextmanager
+def running_fake() -> Iterator[FakeComfyUI]:
+    """A fake ComfyUI server, stopped on leaving."""
     server = FakeComfyUI()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeComfyUI]:
+    with running_fake() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from easel.generation.settings import GenerationSettings
+from tests.generation.comfyui.conftest import running_fake
 from tests.generation.comfyui.helpers import T2I, held_with_pending, post, service
 from tests.support.fake_comfyui import FakeComfyUI
 from tests.support.servers import free_port
@@ -17,12 +18,9 @@ from tests.support.servers import free_port
 
 @pytest.fixture(scope="module")
 def other() -> Iterator[FakeComfyUI]:
-    server = FakeComfyUI()
-    server.start()
-    try:
+    """A second ComfyUI beside the conftest's `fake`."""
+    with running_fake() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_servers_are_a_comma_separated_list() -> None:

@@ -92,6 +92,9 @@ class DiffusersEngine:
         self.residency = Residency(budget or Budget())
         self.on_unloaded = on_unloaded  # "load" or "refuse" a request for a model not loaded
         self.sizes: dict[str, int] = {}  # bytes of each model's weights, as last measured
+        # What each was holding when measured: counting every tensor of a large model takes
+        # milliseconds, on the event loop, so a call that added nothing is not recounted.
+        self._measured: dict[str, tuple[Any, ...]] = {}
         self.ever_loaded: set[str] = set()
         # One load at a time: making room and loading are one step, so two loads never
         # both count on the room one eviction made.
@@ -203,7 +206,13 @@ class DiffusersEngine:
 
     def _measure(self, name: str) -> None:
         loaded = self.loaded[name]
-        self.sizes[name] = weights_bytes(loaded.holdings())
+        holdings = loaded.holdings()
+        # Pipelines and ControlNets are new objects when added; LoRAs live inside the
+        # denoiser's modules, so the loaded adapters count too.
+        held = (id(loaded), *map(id, holdings), *sorted(loaded.tuning.adapters))
+        if self._measured.get(name) != held or name not in self.sizes:
+            self.sizes[name] = weights_bytes(holdings)
+            self._measured[name] = held
 
     def _drop(self, name: str, *, why: str) -> LoadedModel | None:
         loaded = self.loaded.pop(name, None)
