@@ -1,7 +1,8 @@
 """What the gateway hop costs: the same requests sent straight to a service and through it.
 
 One run starts the image-utils service as its own process (split mode) and one gateway
-process per upstream client (`EASEL_UPSTREAM_CLIENT=httpx` and `=aiohttp`), all pointing at
+process per upstream client (`EASEL_UPSTREAM_CLIENT=httptools`, the default, `=aiohttp` and
+`=httpx`), all pointing at
 that one service. For each case it sends the same request N times from C concurrent
 keep-alive clients, directly to the service and through each gateway, alternating the order
 over a few rounds, then prints requests/s, p50, p90 and p99 for each, the gateway/direct
@@ -14,7 +15,7 @@ tens of microseconds per request), so the client does not share an event loop wi
     .venv/bin/python benchmarks/gateway_overhead.py            # or: make bench
     .venv/bin/python benchmarks/gateway_overhead.py --cases small --rounds 3 -c 50
 
-`--security` compares, beside the direct calls, the aiohttp gateway as it is against the
+`--security` compares, beside the direct calls, the default gateway as it is against the
 same gateway with an API key required and rate limits on (limits high enough never to
 refuse): what authentication and limiting cost per request.
 
@@ -58,15 +59,16 @@ from _nginx import nginx_binary, start_nginx  # noqa: E402
 from tests.support.servers import ServerProcess, start_server  # noqa: E402
 
 LOADGEN = Path(__file__).with_name("_loadgen.py")
-CLIENTS = ("httpx", "aiohttp")
+CLIENTS = ("httptools", "aiohttp", "httpx")
+DEFAULT_CLIENT = "httptools"  # EASEL_UPSTREAM_CLIENT's default
 DIRECT = "direct"
-SECURED = "secured"  # the aiohttp gateway with an API key and rate limits
-# A second, identical open aiohttp gateway: how far two processes of the same code differ
+SECURED = "secured"  # the default gateway with an API key and rate limits
+# A second, identical open default gateway: how far two processes of the same code differ
 # here, the floor below which the secured gateway's difference is not measurable.
 CONTROL = "control"
 BENCH_KEY = "easel-benchmark-key-0123456789abcdef"
 SECURED_ENV = {
-    "EASEL_UPSTREAM_CLIENT": "aiohttp",
+    "EASEL_UPSTREAM_CLIENT": DEFAULT_CLIENT,
     "EASEL_API_KEYS": BENCH_KEY,
     "EASEL_RATE_LIMITS": "true",
     # Far above what the load reaches: every request is counted, none refused.
@@ -295,9 +297,9 @@ def running_servers(
 # ---- reporting ---------------------------------------------------------------------------
 def _label(target: str) -> str:
     if target == SECURED:
-        return "gw/aiohttp+keys+limits"
+        return f"gw/{DEFAULT_CLIENT}+keys+limits"
     if target == CONTROL:
-        return "gw/aiohttp (again)"
+        return f"gw/{DEFAULT_CLIENT} (again)"
     if target == NGINX:
         return "nginx"
     return "direct" if target == DIRECT else f"gw/{target}"
@@ -372,7 +374,7 @@ def security_table(
     table = Table(title="Targets: keys and rate limits on vs off", title_justify="left")
     for column in ("target", "measured", "met"):
         table.add_column(column)
-    open_gw = "aiohttp"
+    open_gw = DEFAULT_CLIENT
     pooled = single[SECURED].percentile(50) - single[open_gw].percentile(50)
     # On 2 cores a round's p50 moves by more than the difference sought, and two processes
     # of the same code differ too (the control): the median of the rounds' differences is
@@ -440,7 +442,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--clients",
         default=",".join(CLIENTS),
-        help="gateway upstream clients to compare, of: httpx, aiohttp (default: both)",
+        help="gateway upstream clients to compare, of: httptools, aiohttp, httpx (default: all)",
     )
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="default: 50")
     parser.add_argument(
@@ -457,8 +459,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--security",
         action="store_true",
-        help="compare the aiohttp gateway open against it with an API key and rate limits "
-        "(implies --clients aiohttp)",
+        help="compare the default gateway open against it with an API key and rate limits "
+        f"(implies --clients {DEFAULT_CLIENT})",
     )
     parser.add_argument(
         "--no-nginx",
@@ -470,7 +472,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if args.security:
-        args.clients = ["aiohttp"]
+        args.clients = [DEFAULT_CLIENT]
     for case in args.cases:
         if case not in ("small", "upload", "convert"):
             parser.error(f"unknown case {case!r}")

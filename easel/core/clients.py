@@ -33,15 +33,23 @@ class InternalAuth(httpx.Auth):
         self.token = token
         self.proxy = dict(proxy or {})  # a proxy's own credential (Modal's proxy auth)
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        for name in (CALLER_HEADER, INTERNAL_HEADER, *self.proxy):
-            request.headers.pop(name, None)
+    @property
+    def replaced(self) -> tuple[str, ...]:
+        """The headers `signed()` sets: whatever a request had of them goes."""
+        return (CALLER_HEADER, INTERNAL_HEADER, *self.proxy)
+
+    def signed(self) -> dict[str, str]:
+        """What a call made now carries: its caller, the credential, a proxy's own."""
         caller = current_caller()
         # The default caller travels as no header: what a service assumes without one.
-        request.headers.update(
-            outbound_headers(self.token, None if caller == LOCAL_CALLER else caller)
-        )
-        request.headers.update(self.proxy)
+        headers = outbound_headers(self.token, None if caller == LOCAL_CALLER else caller)
+        headers.update(self.proxy)
+        return headers
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        for name in self.replaced:
+            request.headers.pop(name, None)
+        request.headers.update(self.signed())
         yield request
 
 

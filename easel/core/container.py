@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import FastAPI, Request
+from starlette.types import Scope
 
 T = TypeVar("T")
 
@@ -18,12 +19,17 @@ def install_container(app: FastAPI, container: object) -> None:
     app.state.container = container
 
 
+def container_in(scope: Scope, kind: type[T]) -> T:
+    """The container of the app serving `scope` (pure ASGI code, which has no Request)."""
+    container = getattr(scope["app"].state, "container", None)
+    if not isinstance(container, kind):
+        raise RuntimeError(f"{kind.__name__} missing: the app's lifespan did not run")
+    return container
+
+
 def container_of(kind: type[T]) -> Callable[[Request], T]:
     def get(request: Request) -> T:
-        container = getattr(request.app.state, "container", None)
-        if not isinstance(container, kind):
-            raise RuntimeError(f"{kind.__name__} missing: the app's lifespan did not run")
-        return container
+        return container_in(request.scope, kind)
 
     get.__name__ = f"get_{kind.__name__}"
     return get

@@ -5,6 +5,7 @@ sidebar would fetch its maker's logo from another host)."""
 
 from __future__ import annotations
 
+import inspect
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,20 @@ def _kept_here(page: HTMLResponse) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
+# FastAPI's own OpenTelemetry (from 0.16x) would trace each request a second time beside
+# easel's (`easel.core.telemetry` instruments every app when EASEL_OTEL_ENDPOINT is set),
+# and it checks for configured providers on every request (~5% of the gateway's CPU on a
+# small proxied request). Older FastAPI has no such parameter.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 def offline_docs_app(**fastapi: Any) -> FastAPI:
     """A FastAPI app (its arguments as FastAPI's) whose API pages need no network."""
-    app = FastAPI(**fastapi, docs_url=None, redoc_url=None)
+    app = FastAPI(**fastapi, **_NO_NATIVE_TELEMETRY, docs_url=None, redoc_url=None)
     app.mount(DOCS_ASSETS, StaticFiles(directory=_assets()), name="docs-assets")
 
     def here(request: Request, name: str) -> str:

@@ -42,10 +42,24 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _joined(scope: Scope, name: bytes) -> str | None:
-    """Every value of a list header, as one (how W3C says to read a repeated tracestate)."""
-    values = [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name]
-    return ",".join(values) if values else None
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+_TRACEPARENT = TRACEPARENT.encode()
+_TRACESTATE = TRACESTATE.encode()
+
+
+def _edge_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """The request id, traceparent and tracestate a request came with, in one pass over
+    its headers; every tracestate, as one (how W3C says to read a repeated list header)."""
+    request_id = traceparent = None
+    states: list[str] = []
+    for key, value in scope.get("headers", ()):
+        if key == _REQUEST_ID and request_id is None:
+            request_id = value.decode("latin-1")
+        elif key == _TRACEPARENT and traceparent is None:
+            traceparent = value.decode("latin-1")
+        elif key == _TRACESTATE:
+            states.append(value.decode("latin-1"))
+    return request_id, traceparent, ",".join(states) if states else None
 
 
 async def send_json_error(
@@ -115,9 +129,10 @@ class RequestEdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accept_or_create(_header(scope, REQUEST_ID_HEADER.encode()))
+        claimed_id, traceparent, tracestate = _edge_headers(scope)
+        request_id = accept_or_create(claimed_id)
         token = request_id_var.set(request_id)
-        trace = at_edge(_header(scope, TRACEPARENT.encode()), _joined(scope, TRACESTATE.encode()))
+        trace = at_edge(traceparent, tracestate)
         trace_token = trace_var.set(trace)
         service_token = service_var.set(self.service)
         task_token = task_id_var.set(None)  # a job route sets it (`easel.jobs.app`)

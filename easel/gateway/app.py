@@ -7,19 +7,16 @@ gateway's (httpx's ASGITransport runs none itself).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette._utils import get_route_path
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from easel.core.container import container_of, install_container
+from easel.core.container import container_in, install_container
 from easel.core.docs import offline_docs_app
 from easel.core.errors import install_error_handlers
 from easel.core.image_links import ImageLinks
@@ -36,6 +33,7 @@ from easel.gateway.auth.middleware import ApiKeyMiddleware
 from easel.gateway.browser_guard import BrowserGuardMiddleware
 from easel.gateway.client_address import TrustedProxies
 from easel.gateway.container import GatewayContainer
+from easel.gateway.dispatch import PROXIED_METHODS, ProxyDispatch, RouteEntry
 from easel.gateway.health import HealthChecker
 from easel.gateway.openapi import merged_openapi
 from easel.gateway.path_guard import DotSegmentGuard
@@ -50,28 +48,19 @@ from easel.gateway.rate_limits import (
 from easel.gateway.rate_limits_store import RateLimitStore
 from easel.gateway.routes import health
 from easel.gateway.settings import GatewaySettings
-from easel.gateway.upstream import Upstream, UpstreamService, build_client
-
-PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+from easel.gateway.upstream import Upstream, UpstreamService, build_client, build_sender
 
 
 class ProxyRoute(Route):
-    """A plain Starlette route (no FastAPI body handling: bodies stream through untouched)
-    that, like FastAPI's routes, names itself in the scope for logs and metrics.
+    """A service's prefix in FastAPI's router. Requests of the proxied methods never reach
+    it (`ProxyDispatch` forwards them first); it answers the others with the router's 405,
+    and names itself in the scope for logs and metrics as FastAPI's routes do.
 
-    `prefix`: every path it matches is the prefix or starts with it and "/". A proxied
-    request is tried against every route before its own; the prefix test turns the others
-    away before Starlette's regex and parameter work."""
+    `prefix`: every path it matches is the prefix or starts with it and "/". The prefix
+    test turns other paths away before Starlette's regex and parameter work."""
 
-    def __init__(
-        self,
-        path: str,
-        endpoint: Callable[[Request], Awaitable[Response]],
-        *,
-        methods: list[str],
-        prefix: str,
-    ) -> None:
-        super().__init__(path, endpoint, methods=methods)
+    def __init__(self, path: str, endpoint: ASGIApp, *, prefix: str) -> None:
+        super().__init__(path, endpoint, methods=list(PROXIED_METHODS))
         self.prefix = prefix
         self.exact = path == prefix  # else the `{rest:path}` route below the prefix
 
@@ -86,21 +75,16 @@ class ProxyRoute(Route):
         return match, child_scope
 
 
-def _proxy_endpoint(service: str) -> Callable[[Request], Awaitable[Response]]:
-    get_container = container_of(GatewayContainer)
+class _ProxyEndpoint:
+    """The routes' endpoint (a plain ASGI app: no FastAPI body handling), the same
+    forwarding as `ProxyDispatch`'s."""
 
-    async def proxy(request: Request) -> Response:
-        container = get_container(request)
-        return await forward(request, container.upstreams[service], container.proxies)
+    def __init__(self, service: str) -> None:
+        self.service = service
 
-    proxy.__name__ = f"proxy_{service}"
-    return proxy
-
-
-@dataclass(frozen=True)
-class RouteEntry:
-    prefix: str
-    service: str
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        container = container_in(scope, GatewayContainer)
+        await forward(scope, receive, send, container.upstreams[self.service], container.proxies)
 
 
 def routing_table(upstreams: Sequence[UpstreamService]) -> list[RouteEntry]:
@@ -109,12 +93,32 @@ def routing_table(upstreams: Sequence[UpstreamService]) -> list[RouteEntry]:
     return sorted(entries, key=lambda entry: len(entry.prefix), reverse=True)
 
 
-def _add_proxy_routes(app: FastAPI, upstreams: Sequence[UpstreamService]) -> None:
-    for entry in routing_table(upstreams):
-        endpoint = _proxy_endpoint(entry.service)
+def _add_proxy_routes(app: FastAPI, table: Sequence[RouteEntry]) -> None:
+    for entry in table:
+        endpoint = _ProxyEndpoint(entry.service)
         for path in (entry.prefix, entry.prefix + "/{rest:path}"):
-            route = ProxyRoute(path, endpoint, methods=PROXIED_METHODS, prefix=entry.prefix)
-            app.router.routes.append(route)
+            app.router.routes.append(ProxyRoute(path, endpoint, prefix=entry.prefix))
+
+
+def _middleware_outside_fastapi(app: FastAPI) -> None:
+    """Build the stack with easel's middlewares outside FastAPI's own outer layers (its
+    server-error, telemetry and body-size middlewares), not inside them: a proxied
+    request then leaves from `ProxyDispatch` without passing through any of FastAPI's
+    layers (~12% of the gateway's CPU on a small request, benchmarks/README.md). The
+    request edge renders anything unexpected as FastAPI's would; the gateway's own routes
+    still run inside FastAPI's full stack."""
+
+    def build() -> ASGIApp:
+        middleware, app.user_middleware = app.user_middleware, []
+        try:
+            stack = FastAPI.build_middleware_stack(app)
+        finally:
+            app.user_middleware = middleware
+        for cls, args, kwargs in reversed(middleware):
+            stack = cls(stack, *args, **kwargs)
+        return stack
+
+    app.build_middleware_stack = build  # type: ignore[method-assign]
 
 
 def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) -> FastAPI:
@@ -136,7 +140,7 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
                 client = build_client(upstream.endpoint, settings, upstream.app)
                 await stack.enter_async_context(client)
                 clients[upstream.endpoint.name] = Upstream(
-                    endpoint=upstream.endpoint, client=client
+                    endpoint=upstream.endpoint, client=client, sender=build_sender(client)
                 )
             checker = HealthChecker(
                 timeout=settings.health_timeout, passive_window=settings.passive_health_window
@@ -172,16 +176,19 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
     app.include_router(health.router)
     if settings.playground:
         install_playground(app)
-    _add_proxy_routes(app, upstreams)
+    table = routing_table(upstreams)
+    _add_proxy_routes(app, table)
     app.openapi = merged_openapi(  # type: ignore[method-assign]
         app, upstreams, rate_limited=policy.applies_to
     )
 
-    # Middleware added first runs innermost. Rate limits run inside every check of the
+    # Middleware added first runs innermost: proxied requests leave for their service
+    # from there, after every check below. Rate limits run inside every check of the
     # edge: after the request edge (a 429 has a request id and an access line), the
     # browser guard, CORS (a preflight is not counted, a 429 is readable cross-origin)
     # and the auth middleware, which must be added after this one: it sets the caller
     # that requests are counted by.
+    app.add_middleware(ProxyDispatch, table=table)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     # Inside CORS (a preflight carries no key, and a browser may read a 401), outside
@@ -214,4 +221,5 @@ def create_app(settings: GatewaySettings, upstreams: Sequence[UpstreamService]) 
         SecurityHeadersMiddleware, headers=security_headers(settings.frame_ancestors)
     )
     app.add_middleware(RequestEdgeMiddleware, service=metrics.service, metrics=metrics)
+    _middleware_outside_fastapi(app)
     return app

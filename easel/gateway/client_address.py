@@ -13,6 +13,7 @@ the peer seen here would already be the claim: `easel serve` runs it without pro
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from starlette.types import Scope
@@ -23,6 +24,7 @@ IPNetwork = IPv4Network | IPv6Network
 UNKNOWN = "unknown"  # a scope without a peer (some test transports)
 
 
+@lru_cache(maxsize=4096)  # a peer sends many requests: parse its address once
 def _parse(text: str) -> IPAddress | None:
     """An address as proxies write it: bare, `[v6]:port` or `v4:port`; None if not one."""
     text = text.strip()

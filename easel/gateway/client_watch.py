@@ -1,6 +1,6 @@
 """Abandon an upstream exchange when the client disconnects.
 
-`with ClientWatch(request, body_sent): await ...` runs the block in the request's own
+`with ClientWatch(receive, body_sent): await ...` runs the block in the request's own
 task while a watcher task waits for the client's disconnect; if it comes first, the
 watcher cancels the block (as `asyncio.timeout` does: cancel, then `uncancel` on the way
 out) and the block ends with `ClientGone`. The exchange then unwinds in place, which closes
@@ -16,25 +16,25 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from starlette.requests import Request
+from starlette.types import Receive
 
 
 class ClientGone(Exception):
     """The client disconnected before the service answered."""
 
 
-async def _until_client_gone(request: Request, body_sent: asyncio.Event) -> None:
+async def _until_client_gone(receive: Receive, body_sent: asyncio.Event) -> None:
     await body_sent.wait()
     # With the body read, the only message left for this request is the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
 class ClientWatch:
-    """`with ClientWatch(request, body_sent):` see the module's docstring."""
+    """`with ClientWatch(receive, body_sent):` see the module's docstring."""
 
-    def __init__(self, request: Request, body_sent: asyncio.Event) -> None:
-        self._request = request
+    def __init__(self, receive: Receive, body_sent: asyncio.Event) -> None:
+        self._receive = receive
         self._body_sent = body_sent
         self._task: asyncio.Task[object] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -44,7 +44,7 @@ class ClientWatch:
     def __enter__(self) -> ClientWatch:
         self._task = asyncio.current_task()
         self._inside = True
-        self._watcher = asyncio.ensure_future(_until_client_gone(self._request, self._body_sent))
+        self._watcher = asyncio.ensure_future(_until_client_gone(self._receive, self._body_sent))
         self._watcher.add_done_callback(self._watched)
         return self
 

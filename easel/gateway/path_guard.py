@@ -18,6 +18,8 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def has_dot_segment(path: str) -> bool:
+    if "/." not in path:  # the common case, without splitting (a dot segment follows a "/")
+        return path in _DOT_SEGMENTS
     return any(segment in _DOT_SEGMENTS for segment in path.split("/"))
 
 

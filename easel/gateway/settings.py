@@ -70,8 +70,8 @@ class GatewaySettings(SharedSettings, RateLimitSettings):
         300.0, gt=0, validation_alias=env("REQUEST_TIMEOUT", "REQUEST_TIMEOUT")
     )
     max_connections: int = Field(200, ge=1, validation_alias=env("MAX_CONNECTIONS"))
-    upstream_client: Literal["httpx", "aiohttp"] = Field(
-        "aiohttp", validation_alias=env("UPSTREAM_CLIENT")
+    upstream_client: Literal["httptools", "aiohttp", "httpx"] = Field(
+        "httptools", validation_alias=env("UPSTREAM_CLIENT")
     )
 
     # --- health ------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from easel.core.clients import InternalAuth, in_process_client
 from easel.core.internal_guard import configured_token, proxy_headers
 from easel.core.tracing import trace_hooks
+from easel.gateway.http1.transport import Http1Transport
+from easel.gateway.senders import Http1Sender, HttpxSender, Sender
 from easel.gateway.settings import GatewaySettings, ServiceEndpoint
 
 # Idle pooled connections are dropped before a service's own keep-alive timeout (uvicorn: 5 s)
@@ -41,10 +43,19 @@ class _NoCookies(httpx.Cookies):
 
 
 class UpstreamClient(httpx.AsyncClient):
-    """The gateway's client of a remote service: httpx's, with no cookie jar."""
+    """The gateway's client of a remote service: httpx's, with no cookie jar. It keeps
+    its transport and signer at hand for the proxy's sender (`build_sender`)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport,
+        auth: InternalAuth | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(transport=transport, auth=auth, **kwargs)
+        self.remote_transport = transport
+        self.signer = auth
         self._no_cookies = _NoCookies()
 
     @property
@@ -81,7 +92,8 @@ class LastOutcome:
 @dataclass
 class Upstream:
     endpoint: ServiceEndpoint
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient  # health probes
+    sender: Sender  # proxied requests
     last: LastOutcome | None = field(default=None)
 
     @property
@@ -97,7 +109,11 @@ class Upstream:
         self.last = LastOutcome(ok=ok, at=now, latency_ms=(now - started) * 1000, detail=detail)
 
 
-def _remote_transport(settings: GatewaySettings, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def _remote_transport(
+    url: str, settings: GatewaySettings, limits: httpx.Limits, timeout: httpx.Timeout
+) -> httpx.AsyncBaseTransport:
+    if settings.upstream_client == "httptools":
+        return Http1Transport(url, limits=limits, timeout=timeout)
     if settings.upstream_client == "aiohttp":
         # Imported here: a gateway configured for httpx never loads aiohttp.
         from easel.gateway.aiohttp_transport import AiohttpTransport
@@ -126,9 +142,21 @@ def build_client(
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     return UpstreamClient(
-        transport=_remote_transport(settings, limits),
+        transport=_remote_transport(endpoint.url, settings, limits, timeout),
         base_url=endpoint.url,
         timeout=timeout,
         auth=InternalAuth(token, proxy_headers(settings)),
         event_hooks=trace_hooks(),  # the trace of the request proxied (or probe made)
     )
+
+
+def build_sender(client: httpx.AsyncClient) -> Sender:
+    """The proxy's way to the service: straight into the HTTP/1.1 pool of `client`'s
+    transport when it has one (the same connections as the probes), else through httpx."""
+    if (
+        isinstance(client, UpstreamClient)
+        and isinstance(client.remote_transport, Http1Transport)
+        and client.signer is not None
+    ):
+        return Http1Sender(client.remote_transport.pool, client.signer)
+    return HttpxSender(client)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from starlette.requests import Request
 from starlette.types import Message
 
 from easel.gateway.client_watch import ClientGone, ClientWatch
@@ -25,9 +24,6 @@ class Client:
     async def receive(self) -> Message:
         await self.left.wait()
         return {"type": "http.disconnect"}
-
-    def request(self) -> Request:
-        return Request({"type": "http", "method": "POST", "headers": []}, self.receive)
 
 
 def body_sent() -> asyncio.Event:
@@ -49,7 +45,7 @@ async def test_a_client_leaving_abandons_the_exchange() -> None:
         return "answer"
 
     async def proxied() -> str:
-        with ClientWatch(client.request(), body_sent()):
+        with ClientWatch(client.receive, body_sent()):
             return await exchange()
 
     task = asyncio.create_task(proxied())
@@ -63,7 +59,7 @@ async def test_a_client_leaving_abandons_the_exchange() -> None:
 
 async def test_an_answer_before_the_client_leaves_is_returned() -> None:
     client = Client()
-    with ClientWatch(client.request(), body_sent()):
+    with ClientWatch(client.receive, body_sent()):
         answer = await asyncio.sleep(0, "answer")
     assert answer == "answer"
     client.leave()  # after the block: nothing is cancelled any more
@@ -77,7 +73,7 @@ async def test_no_watch_before_the_body_is_sent() -> None:
     # While the body is still being read, a disconnect is the body reader's to see.
     client = Client()
     client.leave()
-    with ClientWatch(client.request(), asyncio.Event()):
+    with ClientWatch(client.receive, asyncio.Event()):
         for _ in range(5):
             await asyncio.sleep(0)
 
@@ -87,7 +83,7 @@ async def test_a_cancel_from_outside_stays_a_cancel() -> None:
     started = asyncio.Event()
 
     async def proxied() -> None:
-        with ClientWatch(client.request(), body_sent()):
+        with ClientWatch(client.receive, body_sent()):
             started.set()
             await asyncio.Event().wait()
 

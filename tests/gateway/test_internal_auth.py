@@ -148,7 +148,7 @@ def remote_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "httpx"])
+@pytest.fixture(scope="module", params=["httptools", "aiohttp", "httpx"])
 def gateway(
     request: pytest.FixtureRequest, remote_echo: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:

@@ -150,7 +150,7 @@ def echo_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["httptools", "aiohttp", "httpx"])
 def test_over_http_the_service_gets_the_path_as_sent(
     client: str, echo_url: str, tmp_path: Path
 ) -> None:

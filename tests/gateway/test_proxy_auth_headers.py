@@ -51,6 +51,7 @@ def test_the_auth_replaces_a_requests_own_proxy_headers() -> None:
 
 # The env of a gateway in front of the downstream, by what its test checks.
 GATEWAYS = {
+    "httptools": {"EASEL_UPSTREAM_CLIENT": "httptools", **PROXY},
     "aiohttp": {"EASEL_UPSTREAM_CLIENT": "aiohttp", **PROXY},
     "httpx": {"EASEL_UPSTREAM_CLIENT": "httpx", **PROXY},
     "half": {"EASEL_MODAL_PROXY_TOKEN_ID": "wk-proxy-id"},  # no secret
@@ -74,7 +75,7 @@ def gateways(
             server.stop()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["httptools", "aiohttp", "httpx"])
 def test_the_gateway_sends_the_proxy_token_over_the_clients(
     gateways: dict[str, ServerProcess], client: str
 ) -> None:

@@ -78,7 +78,7 @@ def upstream_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "httpx"])
+@pytest.fixture(scope="module", params=["httptools", "aiohttp", "httpx"])
 def gateway(
     request: pytest.FixtureRequest, upstream_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:

@@ -1,4 +1,6 @@
-"""The aiohttp-backed httpx transport: streaming both ways, pooling, and httpx's errors.
+"""The gateway's transports to remote services (the aiohttp-backed one and the httptools
+one, `easel.gateway.http1`), each as an httpx transport: streaming both ways, pooling, and
+httpx's errors. Every test runs against both.
 
 Each test drives the transport against a raw asyncio TCP server on loopback, so the server
 can do what a well-behaved one never would (stall, cut the body short, hang up).
@@ -9,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -19,75 +20,35 @@ import uvicorn
 from easel.compose.settings import EaselSettings
 from easel.core.errors import GatewayTimeout, ServiceUnavailable
 from easel.gateway.aiohttp_transport import AiohttpTransport
+from easel.gateway.http1.transport import Http1Transport
 from easel.gateway.proxy import translate_transport_error
-from easel.gateway.upstream import KEEPALIVE_EXPIRY, build_client
+from easel.gateway.senders import Http1Sender, HttpxSender
+from easel.gateway.upstream import KEEPALIVE_EXPIRY, build_client, build_sender
+from tests.support.raw_http import answer, read_request, serve
 from tests.support.servers import free_port
 
 WAIT = 5.0
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+_chosen = {"transport": "aiohttp"}
 
 
-class Server:
-    def __init__(self) -> None:
-        self.url = ""
-        self.connections = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+@pytest.fixture(autouse=True, params=["aiohttp", "httptools"])
+def transport_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this module once per transport (`transport()` builds the chosen one)."""
+    _chosen["transport"] = request.param
+    yield request.param
+    _chosen["transport"] = "aiohttp"
 
 
-@asynccontextmanager
-async def serve(handler: Handler) -> AsyncIterator[Server]:
-    """A loopback TCP server running `handler` once per connection."""
-    state = Server()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        state.tasks.add(task)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    async with server:
-        try:
-            yield state
-        finally:
-            for task in state.tasks:
-                task.cancel()
-            await asyncio.gather(*state.tasks, return_exceptions=True)
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
-    """The request line, headers (lower-cased) and de-chunked body of one request."""
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in head[1:] if line)
-    headers = {k.lower(): v for k, v in headers.items()}
-    if headers.get("transfer-encoding") == "chunked":
-        body = b""
-        while size := int((await reader.readline()).strip(), 16):
-            body += await reader.readexactly(size)
-            await reader.readline()
-        await reader.readline()
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return head[0], headers, body
-
-
-def answer(body: bytes, *, status: str = "200 OK", extra: str = "") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode("latin-1") + body
-    )
+def transport(url: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    if _chosen["transport"] == "httptools":
+        return Http1Transport(url, limits=limits, timeout=httpx.Timeout(WAIT))
+    return AiohttpTransport(limits=limits)
 
 
 def client(url: str, **timeouts: float) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=int(timeouts.pop("max_connections", 10)))
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
+        transport=transport(url, limits),
         base_url=url,
         timeout=httpx.Timeout(WAIT, **timeouts),
     )
@@ -148,7 +109,7 @@ async def test_idle_connections_expire_after_the_keepalive_expiry(
     limits = httpx.Limits(keepalive_expiry=expiry)
     async with (
         serve(handler) as server,
-        httpx.AsyncClient(transport=AiohttpTransport(limits=limits), base_url=server.url) as http,
+        httpx.AsyncClient(transport=transport(server.url, limits), base_url=server.url) as http,
     ):
         await http.get("/")
         await asyncio.sleep(pause)
@@ -365,7 +326,11 @@ def test_pooled_connections_expire_before_the_services_keepalive_closes_them() -
 
 @pytest.mark.parametrize(
     ("choice", "expected"),
-    [("aiohttp", AiohttpTransport), ("httpx", httpx.AsyncHTTPTransport)],
+    [
+        ("httptools", Http1Transport),
+        ("aiohttp", AiohttpTransport),
+        ("httpx", httpx.AsyncHTTPTransport),
+    ],
 )
 async def test_setting_picks_the_remote_transport(
     choice: str, expected: type[httpx.AsyncBaseTransport]
@@ -376,3 +341,8 @@ async def test_setting_picks_the_remote_transport(
         assert isinstance(http._transport, expected)
         if isinstance(http._transport, AiohttpTransport):
             assert http._transport._keepalive_expiry == KEEPALIVE_EXPIRY
+        if isinstance(http._transport, Http1Transport):
+            assert http._transport.pool._keepalive_expiry == KEEPALIVE_EXPIRY
+        # The proxy sends over the same pool where there is one, else through httpx.
+        sender = build_sender(http)
+        assert isinstance(sender, Http1Sender if choice == "httptools" else HttpxSender)
