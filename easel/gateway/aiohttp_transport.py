@@ -1,4 +1,8 @@
-"""An httpx transport that sends requests with aiohttp: the gateway's faster path to services.
+"""An httpx transport that sends requests with aiohttp (`EASEL_UPSTREAM_CLIENT=aiohttp`).
+
+The default is now the gateway's own HTTP/1.1 pool (`easel.gateway.http1`), which spends
+about a third of aiohttp's CPU per request; this stays as a choice with a large,
+well-worn library underneath.
 
 The proxy keeps speaking httpx (`AsyncClient.send(stream=True)`, `Response.aiter_raw()`);
 only the transport underneath changes. Under concurrent load httpcore's connection pool
