@@ -84,8 +84,8 @@ async def test_a_body_delimited_by_the_connections_end() -> None:
 
 async def test_a_kept_alive_connection_the_service_closed_is_retried_once() -> None:
     """The service closes an idle connection just as a request goes out on it (its
-    keep-alive timeout racing ours): nothing was answered, so the request is sent again
-    on a new connection, not failed with a 502."""
+    keep-alive timeout racing ours): nothing was answered, so an idempotent request is
+    sent again on a new connection, not failed with a 502."""
     served = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -99,10 +99,28 @@ async def test_a_kept_alive_connection_the_service_closed_is_retried_once() -> N
     async with serve(handler) as server:
         http = pool(server.url)
         assert await fetch(http) == (200, b"ok")
-        assert await fetch(http, "POST", b"again") == (200, b"ok")
+        assert await fetch(http, "PUT", b"again") == (200, b"ok")
         await http.aclose()
     assert served == 2
     assert server.connections == 2
+
+
+async def test_a_post_is_never_sent_twice() -> None:
+    """The service may have acted on a POST before its connection died."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+        await read_request(reader)  # the POST: hang up on it
+
+    async with serve(handler) as server:
+        http = pool(server.url)
+        assert await fetch(http) == (200, b"ok")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await fetch(http, "POST", b"submit a job")
+        await http.aclose()
+    assert server.connections == 1
 
 
 async def test_a_streamed_body_is_not_sent_twice() -> None:

@@ -22,6 +22,9 @@ from easel.gateway.http1.connection import Body, Http1Connection
 from easel.gateway.http1.response import Http1Response
 
 # Framing is the pool's to write: it knows what it sends.
+# Sent again when a kept-alive connection turns out closed (as aiohttp does): a POST the
+# service may have acted on before its connection died is never repeated.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
@@ -188,20 +191,20 @@ class Http1Pool:
         head, chunked = self._head(method, target, headers, body)
         await self._acquire_slot(limits.pool)
         try:
-            return await self._exchange(head, body, chunked, limits, method == "HEAD")
+            return await self._exchange(head, body, chunked, limits, method)
         except BaseException:
             self._release_slot()
             raise
 
     async def _exchange(
-        self, head: bytes, body: Body, chunked: bool, limits: Timeouts, head_request: bool
+        self, head: bytes, body: Body, chunked: bool, limits: Timeouts, method: str
     ) -> Http1Response:
-        replayable = body is None or isinstance(body, bytes)
+        replayable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         while True:
             connection, reused = await self._connection(limits.connect)
             response = Http1Response(
                 connection,
-                head_request=head_request,
+                head_request=method == "HEAD",
                 read_timeout=limits.read,
                 on_close=self._give_back,
             )
@@ -209,11 +212,11 @@ class Http1Pool:
             try:
                 await connection.write_request(head, body, chunked=chunked, timeout=limits.write)
                 await response.wait_started(limits.read)
-            except httpx.RemoteProtocolError:
+            except (httpx.RemoteProtocolError, httpx.ReadError):
                 connection.response = None
                 self._drop(connection)
-                # A kept-alive connection the service closed as we sent, before a byte of
-                # answer: the request never reached it; once more on a new connection.
+                # A kept-alive connection the service closed (or reset) as we sent, before
+                # a byte of answer: the request never reached it; again on another one.
                 if reused and replayable and not response.received:
                     continue
                 raise
