@@ -1,18 +1,10 @@
-"""Timing, FLOP counting, peak throughput and a closed-loop batching simulation.
-
-The batching loop mirrors easel's `Batcher` (easel/generation/batching.py): M clients each
-send a request and wait for it; one dispatcher takes the oldest request, waits up to a short
-window for compatible companions, and runs up to `max_batch` of them as one pipeline call.
-"""
+"""Timing, FLOP counting and peak throughput. (Serving through easel's own batcher and
+engine is in _serving.py.)"""
 
 from __future__ import annotations
 
-import queue
-import statistics
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s.
@@ -116,114 +108,3 @@ def time_call(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1)
         synchronize(device)
         times.append(time.perf_counter() - started)
     return times
-
-
-class StepCallback:
-    """What easel's engine does at every step (easel/generation/engines/diffusers/running.py):
-    count the step, report progress, stop the loop once every request is cancelled."""
-
-    def __init__(self, cancelled: Callable[[], bool] = lambda: False) -> None:
-        self.steps = 0
-        self.cancelled = cancelled
-
-    def __call__(self, pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> Any:
-        self.steps = step + 1
-        if self.cancelled():
-            pipe._interrupt = True
-        return tensors
-
-
-# ---- closed-loop batching ----------------------------------------------------------------
-@dataclass
-class LoopResult:
-    images: int = 0
-    seconds: float = 0.0
-    latencies_s: list[float] = field(default_factory=list)
-    batch_sizes: list[int] = field(default_factory=list)
-    padded_calls: int = 0
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds else 0.0
-
-    @property
-    def p50_s(self) -> float:
-        return statistics.median(self.latencies_s) if self.latencies_s else float("nan")
-
-    @property
-    def mean_batch(self) -> float:
-        return statistics.fmean(self.batch_sizes) if self.batch_sizes else float("nan")
-
-
-@dataclass
-class _Request:
-    index: int
-    sent: float
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def closed_loop(
-    run_batch: Callable[[Sequence[int]], Any],
-    *,
-    clients: int,
-    max_batch: int,
-    requests: int,
-    window_s: float = 0.025,
-    pad_to: Sequence[int] = (),
-) -> LoopResult:
-    """`clients` threads each send a request and wait for its images, until `requests`
-    have been answered. `run_batch(indices)` runs one pipeline call for those requests.
-    With `pad_to` (the batch sizes compiled at start-up), a partial batch is padded with
-    dummy requests up to the next compiled size, so no call ever compiles."""
-    inbox: queue.Queue[_Request] = queue.Queue()
-    result = LoopResult()
-    budget = threading.Semaphore(requests)
-    lock = threading.Lock()
-    issued = [0]
-
-    def client() -> None:
-        while budget.acquire(blocking=False):
-            with lock:
-                index = issued[0]
-                issued[0] += 1
-            request = _Request(index, time.perf_counter())
-            inbox.put(request)
-            request.done.wait()
-            with lock:
-                result.latencies_s.append(time.perf_counter() - request.sent)
-
-    def take_batch() -> list[_Request]:
-        batch = [inbox.get()]
-        deadline = time.perf_counter() + window_s
-        while len(batch) < max_batch:
-            remaining = deadline - time.perf_counter()
-            try:
-                batch.append(
-                    inbox.get(timeout=max(remaining, 0)) if remaining > 0 else inbox.get_nowait()
-                )
-            except queue.Empty:
-                break
-        return batch
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    answered = 0
-    while answered < requests:
-        batch = take_batch()
-        indices = [r.index for r in batch]
-        sizes = sorted(s for s in pad_to if s >= len(indices))
-        if pad_to and sizes and sizes[0] > len(indices):
-            indices += [-1] * (sizes[0] - len(indices))  # dummies: computed, thrown away
-            result.padded_calls += 1
-        run_batch(indices)
-        for request in batch:
-            request.done.set()
-        answered += len(batch)
-        result.batch_sizes.append(len(batch))
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - started
-    result.images = answered
-    return result

@@ -11,8 +11,12 @@ from typing import Any
 import _builders
 import _configs
 from _compile import MegaCache, configure_dynamo, graphs_compiled
-from _measure import StepCallback, count_flops, per_image_flops, time_call
+from _measure import count_flops, per_image_flops, time_call
 from _report import Report, Row
+
+from easel.core.generation_api import Mode
+from easel.generation.engines.base import CallKey, EngineCall, EngineItem
+from easel.generation.engines.diffusers.running import StepCallback
 
 QWEN_PROMPT = "make the sky a deep purple and add a small red boat near the shore"
 
@@ -64,6 +68,12 @@ def run_qwen(args: argparse.Namespace, torch: Any, report: Report) -> None:
     )
 
     def edit(steps: int = args.qwen_steps) -> Any:
+        # The engine's own step callback (progress, cancel), for the call easel would make.
+        call = EngineCall(
+            key=CallKey("bench", Mode.EDIT, args.qwen_size, args.qwen_size, steps, args.qwen_cfg),
+            items=[EngineItem(prompt=QWEN_PROMPT, negative_prompt=" ", seed=7, num_images=1)],
+        )
+        callback = StepCallback(call, lambda _items: None, lambda: False, "qwen-image-edit")
         with torch.inference_mode(), condition_area(args.qwen_size):
             return pipe(
                 image=[condition],
@@ -75,7 +85,7 @@ def run_qwen(args: argparse.Namespace, torch: Any, report: Report) -> None:
                 height=args.qwen_size,
                 generator=[torch.Generator("cpu").manual_seed(7)],
                 output_type="pil",
-                callback_on_step_end=StepCallback(),
+                callback_on_step_end=callback,
             ).images
 
     flops, per_step = per_image_flops(edit, args.qwen_steps)

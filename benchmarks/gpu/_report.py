@@ -65,7 +65,7 @@ class Report:
 
 
 def loop_row(name: str, batch: int, loop: Any, flops_per_image: float, note: str) -> Row:
-    """A row for one closed-loop run (see _measure.closed_loop)."""
+    """A row for one closed-loop run (see _serving.closed_loop)."""
     return Row(
         name=name,
         batch=f"<={batch}",

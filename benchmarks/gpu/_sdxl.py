@@ -1,17 +1,22 @@
-"""SDXL-architecture: plain per-request diffusers against easel's way (batched, compiled)."""
+"""SDXL-architecture: plain per-request diffusers against easel's way (batched, compiled),
+easel's way being its generation service itself (_serving.py)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import _builders
 import _configs
-from _compile import MegaCache, configure_dynamo, graphs_compiled
-from _measure import StepCallback, closed_loop, per_image_flops, time_call
+from _compile import MegaCache, graphs_compiled
+from _measure import per_image_flops, time_call
 from _report import Report, Row, loop_row
+from _serving import MODEL, LoopResult, closed_loop, engine_for
+
+from easel.core.generation_api import GenerationRequest
+from easel.generation.settings import ModelSpec
 
 SDXL_PROMPT = "a lighthouse on a cliff at dusk, watercolour, detailed, soft light, variation {}"
 
@@ -26,104 +31,124 @@ def run_sdxl(args: argparse.Namespace, torch: Any, report: Report) -> None:
         f"{_builders.count_parameters(pipe.unet) / 1e9:.3f} B parameters"
     )
 
-    def call(indices: Sequence[int], steps: int = args.steps, easel: bool = True) -> Any:
-        # easel's engine: batched prompts, one CPU generator per image, a step callback.
-        # Plain: one prompt, one generator, no callback.
-        seeds = [1000 + max(i, 0) for i in indices]
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-        extra = {"callback_on_step_end": StepCallback()} if easel else {}
+    def plain(steps: int = args.steps) -> Any:
+        # Plain diffusers: one prompt, one generator, no callback.
         with torch.inference_mode():
             return pipe(
-                prompt=[SDXL_PROMPT.format(i) for i in indices],
+                prompt=SDXL_PROMPT.format(0),
                 num_inference_steps=steps,
                 guidance_scale=args.guidance,
                 width=args.size,
                 height=args.size,
-                generator=generators if easel else generators[0],
+                generator=torch.Generator("cpu").manual_seed(1000),
                 output_type="pil",
-                **extra,
             ).images
 
-    flops, per_step = per_image_flops(lambda steps: call([0], steps), args.steps)
+    flops, per_step = per_image_flops(plain, args.steps)
     report.facts["sdxl_tflop_per_image"] = flops / 1e12
     print(
         f"SDXL {args.size}x{args.size}, {args.steps} steps, CFG {args.guidance}: "
         f"{flops / 1e12:.4g} TFLOP per image ({per_step / 1e12:.4g} per step)"
     )
 
-    call([0], steps=2)  # warm-up (cuDNN/cuBLAS heuristics, allocator)
-    times = time_call(lambda: call([0], easel=False), args.device, args.plain_requests, warmup=0)
-    plain = 1 / (sum(times) / len(times))
+    plain(steps=2)  # warm-up (cuDNN/cuBLAS heuristics, allocator)
+    times = time_call(plain, args.device, args.plain_requests, warmup=0)
+    plain_rate = 1 / (sum(times) / len(times))
     rows = [
         Row(
             name="plain diffusers, one request at a time, eager",
             batch="1",
-            images_per_s=plain,
-            seconds=1 / plain,
-            tflops=flops * plain / 1e12,
+            images_per_s=plain_rate,
+            seconds=1 / plain_rate,
+            tflops=flops * plain_rate / 1e12,
             note=f"{len(times)} requests",
         )
     ]
+    spec = ModelSpec(
+        source="builtin:benchmark",  # never read: the engine is handed `pipe`
+        family="sdxl",
+        dtype=args.dtype,
+        default_steps=args.steps,
+        default_guidance=args.guidance,
+        default_size=args.size,
+    )
+    eager = engine_for(pipe, spec, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir)
     for batch in args.batch_sizes:
-        call(list(range(batch)), steps=2)
-        loop = closed_loop(
-            call,
-            clients=args.clients,
-            max_batch=batch,
-            requests=args.requests,
-            window_s=args.window_ms / 1000,
-        )
+        loop = serve(args, eager, batch, report)
         name = f"easel's way, eager, {args.clients} clients"
         rows.append(loop_row(name, batch, loop, flops, f"mean batch {loop.mean_batch:.1f}"))
     if args.compile:
-        rows += sdxl_compiled(args, torch, pipe, call, flops, report)
+        rows += sdxl_compiled(args, torch, pipe, spec, flops, report)
     report.table(
         f"SDXL-arch {args.size}x{args.size}, {args.steps} steps, CFG {args.guidance}, {args.dtype}",
         rows,
-        baseline=plain,
+        baseline=plain_rate,
     )
     best = max(r.images_per_s or 0 for r in rows[1:])
-    report.facts["sdxl_best_ratio"] = best / plain
+    report.facts["sdxl_best_ratio"] = best / plain_rate
+
+
+def request(args: argparse.Namespace, index: int, steps: int | None = None) -> GenerationRequest:
+    """Request `index` of a client, as it would send it over HTTP."""
+    return GenerationRequest(
+        prompt=SDXL_PROMPT.format(index),
+        model=MODEL,
+        width=args.size,
+        height=args.size,
+        steps=steps or args.steps,
+        guidance_scale=args.guidance,
+        seed=1000 + index,
+    )
+
+
+def serve(args: argparse.Namespace, engine: Any, batch: int, report: Report) -> LoopResult:
+    """`args.clients` clients of the generation service, up to `batch` images a call."""
+    loop = closed_loop(
+        engine,
+        lambda index: request(args, index),
+        clients=args.clients,
+        requests=args.requests,
+        max_batch=batch,
+        window_s=args.window_ms / 1000,
+        warmup=request(args, 0, steps=2),  # a full call of this size: heuristics, allocator
+    )
+    served = {"max_batch": batch, "images": loop.images, "calls": loop.calls}
+    report.facts.setdefault("sdxl_served", []).append(served)
+    return loop
 
 
 def sdxl_compiled(
-    args: argparse.Namespace, torch: Any, pipe: Any, call: Any, flops: float, report: Report
+    args: argparse.Namespace, torch: Any, pipe: Any, spec: ModelSpec, flops: float, report: Report
 ) -> list[Row]:
-
+    """The engine compiling the UNet as a server does (EASEL_GENERATION_COMPILE=true with
+    EASEL_GENERATION_COMPILE_BATCH_SIZES = `--compile-batch-sizes`): at load, one warm-up
+    call per batch size; a call of a size not warmed runs eager."""
     sizes = args.compile_batch_sizes
-    configure_dynamo(torch, 2 * len(sizes) + 4)
     tag = f"sdxl-{args.size}-{args.dtype}-{args.device}-{'tiny' if args.tiny else 'full'}"
     cache = MegaCache(args.cache_dir, tag)
     loaded = cache.load(torch)
-    pipe.unet.to(memory_format=torch.channels_last)
-    pipe.vae.to(memory_format=torch.channels_last)
-    pipe.unet = torch.compile(pipe.unet, mode=args.compile_mode, fullgraph=False, dynamic=False)
-    compile_s = {}
-    for batch in sizes:  # start-up: one warm-up call per batch size compiles its graph
-        started = time.perf_counter()
-        call(list(range(batch)), steps=2)
-        compile_s[batch] = time.perf_counter() - started
+    engine = engine_for(
+        pipe, spec, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+        compile_sizes=sizes,
+    )  # fmt: skip
+    started = time.perf_counter()
+    asyncio.run(engine.ensure_loaded(MODEL))  # the engine's start-up compile
+    compile_s = time.perf_counter() - started
     cache.save(torch)
-    warmups = ", ".join(f"batch {b}: {s:.0f} s" for b, s in compile_s.items())
     print(
-        f"compiled the UNet ({args.compile_mode}, caches {'warm' if loaded else 'cold'}): {warmups}"
+        f"compiled the UNet as the engine does (caches {'warm' if loaded else 'cold'}), "
+        f"batch sizes {sizes}: {compile_s:.0f} s"
     )
     report.facts["sdxl_compile_seconds"] = compile_s
+    compiled = engine.loaded[MODEL].compiled
     rows = []
-    for batch in sizes:
-        before = graphs_compiled()
-        loop = closed_loop(
-            call,
-            clients=args.clients,
-            max_batch=batch,
-            requests=args.requests,
-            window_s=args.window_ms / 1000,
-            pad_to=sizes,
-        )
-        during = graphs_compiled() - before
-        note = f"mean batch {loop.mean_batch:.1f}; compiled in {compile_s[batch]:.0f} s at start"
-        if loop.padded_calls:
-            note += f"; {loop.padded_calls} padded calls"
+    for batch in args.batch_sizes:
+        before, eager_before = graphs_compiled(), compiled.eager_calls
+        loop = serve(args, engine, batch, report)
+        during, eager = graphs_compiled() - before, compiled.eager_calls - eager_before
+        note = f"mean batch {loop.mean_batch:.1f}; compiled at start ({compile_s:.0f} s)"
+        if eager:
+            note += f"; {eager} of {loop.calls} calls eager (a size not compiled)"
         if during:
             note += f"; {during} GRAPHS COMPILED DURING REQUESTS"
         rows.append(loop_row(f"easel's way, compiled, {args.clients} clients", batch, loop,

@@ -6,11 +6,11 @@ run:
 
 SDXL (1024x1024, 30 steps, CFG 5 by default)
   (a) plain diffusers: one request at a time, bf16, eager;
-  (b) easel's way: M concurrent clients (8) batched into calls of up to B images (4, 8)
-      by a dispatcher like easel's Batcher (per-image CPU generators, callback_on_step_end),
-      bf16, SDPA; eager, then with the UNet under torch.compile, compiled at start-up for
-      every batch size used (warm-up calls; partial batches padded up to a compiled size)
-      with the inductor caches on disk, never on a request.
+  (b) easel's way: M concurrent clients (8) of easel's own generation service (its
+      GenerationService, Batcher and DiffusersEngine, handed the pipeline built here), up to
+      B images a call (4, 8), bf16, SDPA; eager, then with the UNet compiled by the engine
+      as a server compiles it (at load, for --compile-batch-sizes; calls of other sizes
+      run eager), with the inductor caches on disk, never on a request.
 Qwen-Image-Edit (1024x1024 output and condition image, 50 steps, true CFG 4: two transformer
   passes per step, prompt and negative)
   the transformer forward at batch 1 (8192 image tokens + N text tokens) and the whole edit

@@ -26,6 +26,7 @@ from easel.core.image_store import ImageStore
 from easel.core.images import OutputFormat
 from easel.core.request_context import task_id_var
 from easel.jobs import access
+from easel.jobs.cancelling import stop_if_cancelled
 from easel.jobs.context import submitted_trace
 from easel.jobs.eta import Durations, queued_eta, remaining
 from easel.jobs.models import Job, JobStatus, Waiting, WebhookSpec
@@ -388,6 +389,7 @@ class JobManager:
         self, job_id: str, after: int, output: OutputKind
     ) -> AsyncIterator[tuple[int, JobEvent]]:
         while True:
+            stop_if_cancelled()
             for event_id, event in await self.store.read(job_id, after=after):
                 after = event_id
                 if isinstance(event, JobSucceeded):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from easel.jobs.cancelling import stop_if_cancelled
+
 # A health answer takes milliseconds; one that takes longer is as good as none.
 _PROBE_TIMEOUT_S = 5.0
 
@@ -70,6 +72,7 @@ class OutageWait:
         Retry-After). False when the window is spent first."""
         delay = max(self.poll_s, retry_after or 0.0)
         while True:
+            stop_if_cancelled()
             left = self.window_s - self.waited_s
             if left <= 0:
                 return False

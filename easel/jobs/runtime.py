@@ -8,6 +8,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from easel.core.outbound import OutboundClient
+from easel.jobs.cancelling import stop_if_cancelled
 from easel.jobs.liveness import NoWorkerWarning
 from easel.jobs.manager import JobManager
 from easel.jobs.queue_metrics import QueueMetrics
@@ -72,6 +73,7 @@ async def maintain(
     no_worker = NoWorkerWarning(after_s=settings.jobs_no_worker_warning)
     images_swept = 0.0
     while True:
+        stop_if_cancelled()
         try:
             now = manager.clock()
             if gauges is not None:

@@ -61,7 +61,9 @@ class JobsSettings(SharedSettings, WebhookSettings, OutboundSettings):
     jobs_outage_window: float = Field(300.0, gt=0, validation_alias=env("JOBS_OUTAGE_WINDOW"))
     jobs_health_poll: float = Field(1.0, gt=0, validation_alias=env("JOBS_HEALTH_POLL"))
     worker_concurrency: int = Field(1, ge=1, validation_alias=env("WORKER_CONCURRENCY"))
-    worker_poll_interval: float = Field(0.01, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
+    # An idle worker's longest wait between looks at the store. A submit wakes it sooner:
+    # any on Redis; on SQLite one in its process at once, another process's within 0.25 s.
+    worker_poll_interval: float = Field(1.0, ge=0, validation_alias=env("WORKER_POLL_INTERVAL"))
     # Seconds jobs may sit queued with none running before the job manager warns that no
     # worker is alive (and again as often while it lasts).
     jobs_no_worker_warning: float = Field(

@@ -51,6 +51,7 @@ from easel.core.events import (
 from easel.core.identity import ApiScope, Caller
 from easel.core.image_store import ImageStore
 from easel.core.request_context import service_scope
+from easel.jobs.cancelling import stop_if_cancelled
 from easel.jobs.context import job_context
 from easel.jobs.failures import AttemptFailed, FailureClass, classify, unreachable
 from easel.jobs.job_log import job_ended, job_started
@@ -68,7 +69,9 @@ class WorkerConfig:
     concurrency: int = 1
     heartbeat_s: float = 2.0
     visibility_timeout_s: float = 30.0
-    poll_interval_s: float = 0.05
+    # An idle worker's longest wait between looks at the store: what the store can tell
+    # of (a submit, a retry coming due) ends the wait sooner.
+    poll_interval_s: float = 1.0
     retry_backoff_s: float = 2.0
     # Waiting out an outage of generation: seconds between health polls, most seconds of
     # waiting in one attempt.
@@ -112,28 +115,24 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until cancelled."""
         last_recovery = 0.0
-        this_task = asyncio.current_task()
         try:
             while True:
-                if this_task is not None and this_task.cancelling():
-                    # Asked to stop, but a library swallowed the CancelledError (Python
-                    # 3.11's wait_for can, under redis-py's reads; seen in the jobs
-                    # benchmark): stop anyway rather than run on forever.
-                    raise asyncio.CancelledError
+                stop_if_cancelled()
                 now = self.clock()
                 if now - last_recovery >= self.config.heartbeat_s:
                     await self.recover()
                     await self.say_alive(now)
                     last_recovery = now
+                # No wait outlasts the next recovery and sign of life.
+                until_recovery = max(0.0, last_recovery + self.config.heartbeat_s - now)
                 if len(self.running) >= self.config.concurrency:
                     # Full: wake as soon as a job ends, to claim the next without delay.
                     await asyncio.wait(
-                        self.running,
-                        timeout=self.config.poll_interval_s,
-                        return_when=asyncio.FIRST_COMPLETED,
+                        self.running, timeout=until_recovery, return_when=asyncio.FIRST_COMPLETED
                     )
                 elif not await self._start_one():
-                    await self.store.wait_for_work(self.config.poll_interval_s)
+                    wait_s = min(self.config.poll_interval_s, until_recovery)
+                    await self.store.wait_for_work(wait_s)
         finally:
             self.stopping = True  # jobs ending now claim no successor
             for task in list(self.running):
@@ -245,6 +244,7 @@ class Worker:
     async def _watch(self, job: Job) -> str:
         """Heartbeat; return "cancel" or "lost" when the job must stop."""
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.config.heartbeat_s)
             current = await self.store.heartbeat(job.id, self.worker_id, now=self.clock())
             if current is None:

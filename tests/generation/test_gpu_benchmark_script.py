@@ -1,5 +1,6 @@
 """benchmarks/gpu/generation_gpu.py still runs on a CPU, as its README's smoke run does:
-tiny configs through easel.generation.tiny's builders, and the full-size FLOPs on meta."""
+tiny configs through easel.generation.tiny's builders, easel's way through the generation
+service's own batcher and engine, and the full-size FLOPs on meta."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def test_the_tiny_smoke_run_measures_both_models(tmp_path: Path) -> None:
     assert facts["qwen_token_shapes"] == [[32, 37], [32, 54]]
     rows = [row for table in figures["tables"].values() for row in table]
     assert any(row["name"].startswith("easel's way") for row in rows)
+    # easel's way is its generation service: every request answered, in batched calls of
+    # the batcher (8 clients, at most 4 or 8 images a call).
+    served = facts["sdxl_served"]
+    assert [run["max_batch"] for run in served] == [4, 8]
+    for run in served:
+        assert run["images"] == 16 and 16 / run["max_batch"] <= run["calls"] <= 8, run
     assert any(row["name"].startswith("edit end to end") for row in rows)
 
 

@@ -85,8 +85,9 @@ class JobQueue(Protocol):
         ...
 
     async def wait_for_work(self, timeout: float) -> None:
-        """An idle worker's pause: returns after `timeout`, or sooner when a job was
-        submitted meanwhile (where the backend can tell)."""
+        """An idle worker's pause: returns after `timeout`, or sooner when there may be
+        work: a job submitted, retried or recovered meanwhile (where the backend can tell),
+        or a job backing off coming due (as the last empty `claim` saw the queue)."""
         ...
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:

@@ -44,6 +44,7 @@ from easel.jobs.store.base import (
     requeued_or_failed,
 )
 from easel.jobs.store.redis_scripts import Scripts
+from easel.jobs.store.wake import WorkSignal
 
 # A dropped connection (a Redis restart or fail-over) is retried for about ten seconds.
 _RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8)
@@ -104,6 +105,7 @@ class RedisJobStore:
         self.redis = client
         self.prefix = prefix
         self._scripts = Scripts.register(client)
+        self._signal = WorkSignal()  # its due time only: submits wake workers through Redis
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "easel") -> RedisJobStore:
@@ -282,12 +284,19 @@ class RedisJobStore:
         found = await self._scripts.claim(
             args=[self.prefix, _encode(float(now)), _encode(worker_id)]
         )
-        return _job(found) if found else None
+        if found:
+            return _job(found)
+        # Nothing runnable: when the first job backing off comes due, the wait ends.
+        first = await self.redis.zrange(self._key("waiting"), 0, 0, withscores=True)
+        next_due = float(first[0][1]) if first else None
+        self._signal.claimed_nothing(next_due=next_due, now=now)
+        return None
 
     async def wait_for_work(self, timeout: float) -> None:
         # Each submit pushes a token (the submit script): an idle worker blocked here takes
         # one and is running its claim within a round trip, not a poll interval, later.
-        await self.redis.blpop([self._key("wake")], timeout=max(timeout, _MIN_BLOCK_S))
+        block = max(self._signal.wait_s(timeout), _MIN_BLOCK_S)
+        await self.redis.blpop([self._key("wake")], timeout=block)
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         return await self._update(

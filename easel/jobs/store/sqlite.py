@@ -8,12 +8,17 @@ Each operation is one plain function run on the store's own thread, from BEGIN t
 one hand-off between the event loop and that thread per operation, where an async driver
 pays one per statement and per fetch (measured in `benchmarks/README.md`). A caller
 cancelled mid-way cannot leave a transaction open either: the function runs to its end.
+
+An idle worker does not poll the database: what this store does that may give it work
+wakes it (`WorkSignal`), and another process's write shows as a change of the WAL file,
+which a `stat` every `CHANGE_CHECK_S` notices without touching the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,19 +44,36 @@ from easel.jobs.store.base import (
     started_event,
 )
 from easel.jobs.store.sqlite_schema import create_or_migrate
+from easel.jobs.store.wake import WorkSignal
 
 _TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
 _QUEUED, _RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
 T = TypeVar("T")
 
+# How often an idle worker stats the WAL file for another process's write: a submit there
+# starts within this. A stat is a syscall (no thread hop, no query), but each timer wake of
+# an idle process costs ~0.2 ms of CPU on a small VM: 4 a second, not 100.
+CHANGE_CHECK_S = 0.25
+WalMark = tuple[int, int, int] | None  # the WAL file's (inode, size, mtime in ns)
+
 
 class SQLiteJobStore:
-    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        *,
+        path: Path | None = None,
+    ) -> None:
         # The connection is used only on `thread`, one operation at a time; other
         # connections (processes) are kept out by SQLite's own write lock.
         self.db = connection
         self._thread = thread
+        self._signal = WorkSignal()
+        # Without the database's path, other processes' writes are found by the poll only.
+        self._wal = path.with_name(path.name + "-wal") if path is not None else None
+        self._wal_looked: WalMark = None  # the WAL as it was when a claim last looked
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteJobStore:
@@ -73,7 +95,7 @@ class SQLiteJobStore:
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        return cls(connection, thread)
+        return cls(connection, thread, path=path)
 
     async def close(self) -> None:
         # Queued behind any operation still running, so those finish first.
@@ -266,7 +288,10 @@ class SQLiteJobStore:
             self._append(job.id, QUEUED_EVENT)
             return job
 
-        return await self._transaction(work)
+        stored = await self._transaction(work)
+        if stored is job:  # queued now (not an earlier job of the same idempotency key)
+            self._signal.wake()
+        return stored
 
     async def position(self, job_id: str) -> int | None:
         def rank() -> int | None:
@@ -281,15 +306,26 @@ class SQLiteJobStore:
         return await self._run(rank)
 
     async def claim(self, worker_id: str, *, now: float) -> Job | None:
-        def look_then_claim() -> Job | None:
-            # Idle workers poll often: look without the write lock first.
-            if not self.db.execute(
+        def look_then_claim() -> tuple[Job | None, float | None]:
+            # Look without the write lock first: most looks of an idle worker find nothing.
+            if self.db.execute(
                 "SELECT 1 FROM jobs WHERE status=? AND not_before <= ? LIMIT 1", (_QUEUED, now)
             ).fetchone():
-                return None
-            return self._in_transaction(self._claim, worker_id, now)
+                return self._in_transaction(self._claim, worker_id, now), None
+            # Queued but backing off (the status index finds them; they are few): when the
+            # first comes due, the idle worker's wait ends.
+            (next_due,) = self.db.execute(
+                "SELECT MIN(not_before) FROM jobs WHERE status=?", (_QUEUED,)
+            ).fetchone()
+            return None, next_due
 
-        return await self._run(look_then_claim)
+        # Marked before the look: a write after it, which the look may have missed, wakes.
+        self._signal.looking()
+        self._wal_looked = self._wal_mark()
+        job, next_due = await self._run(look_then_claim)
+        if job is None:
+            self._signal.claimed_nothing(next_due=next_due, now=now)
+        return job
 
     def _claim(self, worker_id: str, now: float) -> Job | None:
         job = self._one(
@@ -314,8 +350,21 @@ class SQLiteJobStore:
         return job
 
     async def wait_for_work(self, timeout: float) -> None:
-        # Other processes' submits cannot signal this one; a short poll finds them.
-        await asyncio.sleep(timeout)
+        await self._signal.wait(timeout, changed=self._wal_changed, every=CHANGE_CHECK_S)
+
+    def _wal_mark(self) -> WalMark:
+        if self._wal is None:
+            return None
+        try:
+            found = os.stat(self._wal)
+        except OSError:  # not in WAL mode (a file system without it), or not yet written
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
+
+    def _wal_changed(self) -> bool:
+        """Whether the database may have changed since the last claim looked; this
+        process's own writes count too (a spare look, no harm)."""
+        return self._wal is not None and self._wal_mark() != self._wal_looked
 
     async def heartbeat(self, job_id: str, worker_id: str, *, now: float) -> Job | None:
         def work() -> Job | None:
@@ -358,7 +407,10 @@ class SQLiteJobStore:
             self._save(job)
             return job
 
-        return await self._transaction(work)
+        after = await self._transaction(work)
+        if after is not None and after.status is JobStatus.QUEUED:
+            self._signal.wake()  # an idle worker learns when it comes due
+        return after
 
     async def cancel(self, job_id: str, *, now: float) -> Job | None:
         def work() -> Job | None:
@@ -390,7 +442,10 @@ class SQLiteJobStore:
                 recovered.append(job)
             return recovered
 
-        return await self._transaction(work)
+        recovered = await self._transaction(work)
+        if any(job.status is JobStatus.QUEUED for job in recovered):
+            self._signal.wake()
+        return recovered
 
     # ---- workers -------------------------------------------------------------------------
     async def worker_seen(self, worker_id: str, *, now: float, forget_before: float) -> None:
