@@ -46,6 +46,7 @@ from easel.generation.engines.base import (
     EngineOutput,
     ItemProgress,
 )
+from easel.generation.engines.encoded import OutputImage
 from easel.generation.metrics import GenerationMetrics
 
 log = logging.getLogger("easel.generation.batching")
@@ -61,7 +62,7 @@ class TicketState(StrEnum):
 class Outcome:
     """How a ticket ended: images, an error, or cancelled (a value, not an exception)."""
 
-    images: list[Image.Image] | None = None
+    images: list[OutputImage] | None = None
     error: EaselError | None = None
     cancelled: bool = False
     batch_size: int = 1  # images the pipeline call generated (its batch dimension)

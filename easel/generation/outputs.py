@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-
-from PIL import Image
+from typing import TypeGuard
 
 from easel.core.generation_api import GeneratedImage, OutputKind
 from easel.core.image_links import ImageLinks
 from easel.core.image_store import ImageStore
 from easel.core.images import ImageCodec, OutputFormat
+from easel.generation.engines.encoded import EncodedImage, OutputImage
+
+
+def passes(image: OutputImage, fmt: OutputFormat) -> TypeGuard[EncodedImage]:
+    """Whether the image goes out as the engine encoded it (no pixel work at all)."""
+    return isinstance(image, EncodedImage) and image.format is fmt
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class ImageOutputs:
 
     def generated(
         self,
-        image: Image.Image,
+        image: OutputImage,
         *,
         output: OutputKind,
         fmt: OutputFormat,
@@ -37,7 +42,11 @@ class ImageOutputs:
         seed: int,
     ) -> GeneratedImage:
         """One image of a result, encoded as `fmt`, carried as `output` asks."""
-        data = self.codec.encode(image, fmt, quality)
+        if passes(image, fmt):
+            data = image.data
+        else:
+            pixels = image.decode() if isinstance(image, EncodedImage) else image
+            data = self.codec.encode(pixels, fmt, quality)
         carried: dict[str, str]
         if output is OutputKind.URL:
             digest = self.store.save(data)

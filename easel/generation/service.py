@@ -14,13 +14,14 @@ from easel.core.generation_api import (
     GenerationResult,
     LoraChoice,
     Mode,
+    OutputKind,
     Timings,
 )
 from easel.core.images import ImageCodec
 from easel.generation.batching import Batcher, Outcome, Ticket
 from easel.generation.control_images import decode_controls
 from easel.generation.engines.base import Engine, EngineItem, Prepared
-from easel.generation.outputs import ImageOutputs
+from easel.generation.outputs import ImageOutputs, passes
 from easel.generation.styles import Styles
 
 
@@ -146,9 +147,20 @@ class GenerationService:
         prompt, negative = self.styles.apply(
             request.style, request.prompt or "", request.negative_prompt
         )
-        images, mask = await run_in_threadpool(self._decode_images, request)
+        # Decoding runs in a thread; a request without images skips the hops (each a
+        # thread wake-up, measurable on a fast ComfyUI workflow: benchmarks/README.md).
+        images: list[Image.Image] = []
+        mask = None
+        if (
+            request.input_image is not None
+            or request.input_images
+            or request.mask_image is not None
+        ):
+            images, mask = await run_in_threadpool(self._decode_images, request)
         input_size = images[0].size if images else None
-        controls = await run_in_threadpool(decode_controls, request, self.codec, input_size)
+        controls: list[Image.Image] = []
+        if request.control:
+            controls = await run_in_threadpool(decode_controls, request, self.codec, input_size)
         # Without a size or an input image, the control images give the output's size.
         prepared = self.engine.prepare(
             request, input_size or (controls[0].size if controls else None)
@@ -196,6 +208,12 @@ class GenerationService:
             raise Cancelled("the request was cancelled")
         if outcome.error is not None:
             raise outcome.error
+        request = submission.request
+        passed = request.output is OutputKind.BASE64 and all(
+            passes(image, request.output_format) for image in outcome.images or []
+        )
+        if passed:  # base64 of the engine's own bytes: no pixel work, nothing to offload
+            return self._encode(submission, outcome)
         return await run_in_threadpool(self._encode, submission, outcome)
 
     def _encode(self, submission: Submission, outcome: Outcome) -> GenerationResult:

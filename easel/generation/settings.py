@@ -91,9 +91,12 @@ class ComfyUISettings(EaselSettingsBase):
         default_factory=dict, validation_alias=env("COMFYUI_MODEL_FILES")
     )
     comfyui_timeout: float = Field(30.0, gt=0, validation_alias=env("COMFYUI_TIMEOUT"))
+    # Per prompt: running counts from when ComfyUI starts it; waiting in its queue before
+    # that (behind other prompts) has a bound of its own.
     comfyui_prompt_timeout: float = Field(
         600.0, gt=0, validation_alias=env("COMFYUI_PROMPT_TIMEOUT")
     )
+    comfyui_queue_timeout: float = Field(600.0, gt=0, validation_alias=env("COMFYUI_QUEUE_TIMEOUT"))
     comfyui_poll_interval: float = Field(1.0, gt=0, validation_alias=env("COMFYUI_POLL_INTERVAL"))
     comfyui_reconnect_backoff: float = Field(
         0.5, gt=0, validation_alias=env("COMFYUI_RECONNECT_BACKOFF")

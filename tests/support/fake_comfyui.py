@@ -34,6 +34,7 @@ from typing import Any
 
 import uvicorn
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -216,6 +217,12 @@ class FakeComfyUI:
         while not predicate():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.01)
+
+    def entry(self, prompt_id: str) -> dict[str, Any]:
+        """The prompt's history entry, once written: ComfyUI writes it just after the end
+        event, and a client that saw the whole run on its socket need not wait for it."""
+        self.wait_for(lambda: prompt_id in self.history, f"the history entry of {prompt_id}")
+        return self.history[prompt_id]
 
     def queue_direct(self, graph: dict[str, Any], client_id: str) -> str:
         """Post a prompt as another client would (not through easel)."""
@@ -617,7 +624,7 @@ class FakeComfyUI:
         if class_type == "SaveImage":
             return {
                 "images": [
-                    self._save(image, inputs["filename_prefix"]) for image in inputs["images"]
+                    self._save(image, inputs["filename_prefix"], task) for image in inputs["images"]
                 ]
             }
         values[node_id] = nodes.run_simple(class_type, inputs, self)
@@ -641,12 +648,18 @@ class FakeComfyUI:
                 last_sent, last_value = now, step
                 await event("progress", {"value": step, "max": total, "node": node_id})
 
-    def _save(self, image: Image.Image, prefix: str) -> dict[str, str]:
+    def _save(self, image: Image.Image, prefix: str, task: Task) -> dict[str, str]:
         sub, _, base = prefix.rpartition("/")
         self.counters[prefix] = self.counters.get(prefix, 0) + 1
         name = f"{base}_{self.counters[prefix]:05d}_.png"
+        # As ComfyUI's SaveImage: the graph in a `prompt` text chunk, each key of
+        # extra_data's `extra_pnginfo` in its own, compress level 4.
+        metadata = PngInfo()
+        metadata.add_text("prompt", json.dumps(task.graph))
+        for key, value in (task.extra_data.get("extra_pnginfo") or {}).items():
+            metadata.add_text(key, json.dumps(value))
         buffer = io.BytesIO()
-        image.save(buffer, "PNG")
+        image.save(buffer, "PNG", pnginfo=metadata, compress_level=4)
         self.files[("output", sub, name)] = buffer.getvalue()
         return {"filename": name, "subfolder": sub, "type": "output"}
 

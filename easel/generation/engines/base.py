@@ -18,6 +18,7 @@ from PIL import Image
 
 from easel.core.errors import InvalidInput
 from easel.core.generation_api import MAX_SEED, GenerationRequest, Mode
+from easel.generation.engines.encoded import OutputImage
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class EngineCall:
 
 @dataclass
 class EngineOutput:
-    images: list[list[Image.Image]]  # per item, num_images each
+    images: list[list[OutputImage]]  # per item, num_images each (pixels or encoded)
     steps_run: int
     interrupted: bool = False
     scheduler: str | None = None  # the one that ran, by name (the model's own too)

@@ -215,7 +215,7 @@ def test_comfyui_restarted_mid_job_the_job_is_retried(api: httpx.Client, fake: F
     # (an outage, waited out), else on a second one (tests/jobs/test_outage.py).
     assert view["attempts"] in (1, 2)
     assert fake.prompts[-1]["prompt_id"] != held.prompt_id
-    assert fake.history[fake.prompts[-1]["prompt_id"]]["status"]["status_str"] == "success"
+    assert fake.entry(fake.prompts[-1]["prompt_id"])["status"]["status_str"] == "success"
 
 
 def test_comfyui_down_is_degraded_and_503_then_reconnects(

@@ -77,7 +77,7 @@ async def test_cancelling_a_pending_call_deletes_only_its_prompt(
     assert kept.status_code == 200, kept.text
     assert fake.deletes[deletes:] == [[pending_id]]
     assert all(body.get("prompt_id") == pending_id for body in fake.interrupts[interrupts:])
-    assert fake.history[running.prompt_id]["status"]["status_str"] == "success"
+    assert fake.entry(running.prompt_id)["status"]["status_str"] == "success"
     assert pending_id not in fake.history  # it never ran
 
 
@@ -99,9 +99,9 @@ async def test_cancelling_the_running_call_interrupts_only_its_prompt(
     assert kept.status_code == 200, kept.text
     assert fake.interrupts[interrupts:] == [{"prompt_id": running.prompt_id}]
     assert all(pending_id not in ids for ids in fake.deletes[deletes:])
-    messages = fake.history[running.prompt_id]["status"]["messages"]
+    messages = fake.entry(running.prompt_id)["status"]["messages"]
     assert messages[-1][0] == "execution_interrupted"
-    assert fake.history[pending_id]["status"]["status_str"] == "success"
+    assert fake.entry(pending_id)["status"]["status_str"] == "success"
 
 
 async def test_concurrent_calls_each_see_their_own_progress(

@@ -70,7 +70,7 @@ def test_cancelling_the_pending_job_deletes_only_its_prompt(
     assert all(body.get("prompt_id") == pending_id for body in fake.interrupts[interrupts:])
     fake.release()
     assert wait_for(api, running_job, "done", "failed")["status"] == "done"
-    assert fake.history[running.prompt_id]["status"]["status_str"] == "success"
+    assert fake.entry(running.prompt_id)["status"]["status_str"] == "success"
     assert pending_id not in fake.history  # it never ran
 
 
@@ -86,6 +86,6 @@ def test_cancelling_the_running_job_interrupts_only_its_prompt(
     assert all(pending_id not in ids for ids in fake.deletes[deletes:])
     fake.release()
     assert wait_for(api, pending_job, "done", "failed")["status"] == "done"
-    messages = fake.history[running.prompt_id]["status"]["messages"]
+    messages = fake.entry(running.prompt_id)["status"]["messages"]
     assert messages[-1][0] == "execution_interrupted"
-    assert fake.history[pending_id]["status"]["status_str"] == "success"
+    assert fake.entry(pending_id)["status"]["status_str"] == "success"

@@ -29,7 +29,9 @@ from easel.core.errors import BadGateway, EaselError, GatewayTimeout, ServiceUna
 
 log = logging.getLogger("easel.generation.comfyui")
 
-Message = tuple[str, dict[str, Any]]  # (type, data) of one websocket event
+# (type, data, epoch) of one websocket event; epoch: the connection it came on, so a
+# waiter can tell whether two events came on one socket (nothing between them was lost).
+Message = tuple[str, dict[str, Any], int]
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class ComfyUIClient:
             self._subscribers.get(str(data.get("prompt_id"))) if isinstance(data, dict) else None
         )
         if queue is not None:
-            queue.put_nowait((kind, data))
+            queue.put_nowait((kind, data, self.epoch))
 
     # ---- events --------------------------------------------------------------------------
     def subscribe(self, prompt_id: str, queue: asyncio.Queue[Message]) -> None:
@@ -185,6 +187,13 @@ class ComfyUIClient:
             text = (await response.text())[:300]
             raise BadGateway(f"ComfyUI answered {response.status} to {what}: {text}")
 
+    async def _ended(self, response: aiohttp.ClientResponse, what: str) -> None:
+        """An answer whose body says nothing (or nothing we use), read to its end all the
+        same: aiohttp closes a connection whose answer was left unread, so the next call
+        would pay a new TCP connection (measured: one per `POST /prompt`)."""
+        await self._expect_ok(response, what)
+        await response.read()
+
     async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         async with self._call("GET", path, params=params) as response:
             await self._expect_ok(response, f"GET {path}")
@@ -208,7 +217,7 @@ class ComfyUIClient:
                     return PromptRejected(await response.json(content_type=None))
                 except ValueError:
                     pass
-            await self._expect_ok(response, "POST /prompt")
+            await self._ended(response, "POST /prompt")
         return None
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
@@ -232,11 +241,11 @@ class ComfyUIClient:
     async def interrupt(self, prompt_id: str) -> None:
         """Interrupt this prompt if it is the one running; never whatever else runs."""
         async with self._call("POST", "/interrupt", json={"prompt_id": prompt_id}) as response:
-            await self._expect_ok(response, "POST /interrupt")
+            await self._ended(response, "POST /interrupt")
 
     async def delete_pending(self, prompt_ids: list[str]) -> None:
         async with self._call("POST", "/queue", json={"delete": prompt_ids}) as response:
-            await self._expect_ok(response, "POST /queue")
+            await self._ended(response, "POST /queue")
 
     async def upload_image(self, data: bytes, filename: str, subfolder: str) -> str:
         """Upload into ComfyUI's input folder; returns the name LoadImage takes."""

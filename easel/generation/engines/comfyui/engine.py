@@ -110,6 +110,7 @@ class ComfyUIEngine:
             poll_interval=settings.comfyui_poll_interval,
             prompt_timeout=settings.comfyui_prompt_timeout,
             stop_timeout=settings.connect_timeout,
+            queue_timeout=settings.comfyui_queue_timeout,
         )
         return cls(
             servers=ComfyUIServers(clients),

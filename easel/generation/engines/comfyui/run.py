@@ -6,8 +6,10 @@ seed). The call's prompts are queued together, so ComfyUI's queue never idles be
 them, and they are followed to the end through three sources, any one of which suffices:
 
 - websocket events (`progress` -> Progress; `execution_error` fails the call at once;
-  `executing` with node null, sent once the history entry is written, or a moment after
-  `execution_success` / `execution_interrupted` -> look at the history entry);
+  `execution_success` on the socket that also saw the prompt's `execution_start` -> its
+  outputs are those of the `executed` events between, which equal the history entry's,
+  so no `/history` read; otherwise `executing` with node null, sent once the history
+  entry is written, or a moment after the end event -> look at the history entry);
 - `/history/{id}` every `poll_interval`, and at once after the socket reconnected (an
   entry appears only once a run has ended), so a dead socket never hangs a call;
 - `/queue`, when the socket reconnected: a prompt neither queued nor in history was lost
@@ -17,6 +19,13 @@ Cancel is per prompt and targeted: a running prompt gets `POST /interrupt {promp
 a pending one `POST /queue {delete: [id]}` (then the targeted interrupt too if `/queue`
 shows it started meanwhile); neither touches another call's or another client's prompt,
 so several calls can be in ComfyUI at once (the engine's `COMFYUI_MAX_QUEUED`).
+
+Timeouts are per prompt: `prompt_timeout` from when ComfyUI starts running it (its first
+event: `execution_start`, or `executing` where that was missed), `queue_timeout` from its
+post until then, so a prompt that waited behind others still gets its whole run time.
+
+Outputs: a PNG (SaveImage's) is passed on as ComfyUI wrote it, less its metadata chunks
+(pngs.py), and decoded only if the request asks for another format.
 """
 
 from __future__ import annotations
@@ -42,7 +51,9 @@ from easel.generation.engines.base import (
 )
 from easel.generation.engines.comfyui.client import ComfyUIClient, Message
 from easel.generation.engines.comfyui.errors import execution_failure, rejection
+from easel.generation.engines.comfyui.pngs import passed_png
 from easel.generation.engines.comfyui.workflows import FieldOf, Workflow
+from easel.generation.engines.encoded import OutputImage
 
 log = logging.getLogger("easel.generation.comfyui")
 
@@ -58,21 +69,27 @@ class PromptRun:
     item: int
     graph: dict[str, Any]
     posted_epoch: int = 0
+    posted_at: float = 0.0  # loop time
     running: bool = False
+    started_at: float | None = None  # loop time ComfyUI was first seen running it
     ended_at: float | None = None  # when an end event came; the history entry may lag
     written: bool = False  # `executing` null came: ComfyUI has written the history entry
+    watched_on: int | None = None  # the socket connection that saw its `execution_start`
+    outputs: dict[str, Any] = field(default_factory=dict)  # node -> `executed` output
+    succeeded: bool = False  # `execution_success` on that same connection: outputs complete
     stopped: bool = False  # we interrupted or deleted it
     done: bool = False
     value: int = 0
     maximum: int = 0
-    images: list[Image.Image] = field(default_factory=list)
+    images: list[OutputImage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class RunOptions:
     poll_interval: float
-    prompt_timeout: float
+    prompt_timeout: float  # per prompt, from when ComfyUI starts running it
     stop_timeout: float
+    queue_timeout: float = 600.0  # per prompt, from its post until ComfyUI starts it
 
 
 class CallRun:
@@ -108,7 +125,7 @@ class CallRun:
         finally:
             for prompt in self.prompts:
                 self.client.unsubscribe(prompt.id)
-        images: list[list[Image.Image]] = [[] for _ in self.call.items]
+        images: list[list[OutputImage]] = [[] for _ in self.call.items]
         for prompt in self.prompts:
             images[prompt.item].extend(prompt.images)
         return EngineOutput(
@@ -139,6 +156,7 @@ class CallRun:
         # Subscribed (and the id chosen) before posting: events can precede the answer.
         self.client.subscribe(prompt.id, self.events)
         prompt.posted_epoch = self.client.epoch
+        prompt.posted_at = asyncio.get_running_loop().time()
         self.prompts.append(prompt)
         extra = {"easel": {"workflow": self.workflow.name, "item": prompt.item}}
         rejected = await self.client.queue_prompt(prompt.graph, prompt.id, extra)
@@ -152,25 +170,25 @@ class CallRun:
 
     async def _follow(self, progress: ProgressFn, cancelled: CancelledFn) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.prompt_timeout
         next_poll = loop.time() + self.options.poll_interval
+        next_check = loop.time()  # of the deadlines: every TICK, not on every event
         seen_epoch = self.client.epoch
         while unfinished := self._unfinished():
             if cancelled():
                 self.interrupted = True
                 await self._stop(unfinished)
                 return
-            await self._stop([p for p in unfinished if self.call.item_cancelled(p.item)])
-            if loop.time() > deadline:
-                raise GatewayTimeout(
-                    f"ComfyUI did not finish workflow {self.workflow.name!r} within "
-                    f"{self.options.prompt_timeout:g}s"
-                )
-            with contextlib.suppress(TimeoutError):
-                kind, data = await asyncio.wait_for(self.events.get(), TICK)
-                await self._on_event(kind, data, progress)
+            if dropped := [p for p in unfinished if self.call.item_cancelled(p.item)]:
+                await self._stop(dropped)
+            if loop.time() >= next_check:
+                await self._check_deadlines(loop.time())
+                next_check = loop.time() + TICK
+            await self._next_events(progress)
             for prompt in self._unfinished():
-                if self._history_due(prompt, loop.time()):
+                if prompt.succeeded:  # the socket saw it all: its outputs are known
+                    prompt.images = await self._fetch_outputs(prompt.outputs)
+                    prompt.done = True
+                elif self._history_due(prompt, loop.time()):
                     await self._check_history(prompt, lost_if_absent=False)
             reconnected = self.client.epoch != seen_epoch
             if reconnected or loop.time() >= next_poll:
@@ -180,24 +198,81 @@ class CallRun:
                     suspect = prompt.posted_epoch != self.client.epoch or not self.client.connected
                     await self._check_history(prompt, lost_if_absent=suspect)
 
-    async def _on_event(self, kind: str, data: dict[str, Any], progress: ProgressFn) -> None:
+    async def _next_events(self, progress: ProgressFn) -> None:
+        """Wait up to TICK for an event, then take every one already queued with it."""
+        if self.events.empty():
+            try:
+                async with asyncio.timeout(TICK):  # no task per wait, as wait_for makes
+                    message = await self.events.get()
+            except TimeoutError:
+                return
+            await self._on_event(message, progress)
+        while not self.events.empty():
+            await self._on_event(self.events.get_nowait(), progress)
+
+    async def _on_event(self, message: Message, progress: ProgressFn) -> None:
+        kind, data, epoch = message
         prompt = next((p for p in self.prompts if p.id == data.get("prompt_id")), None)
         if prompt is None or prompt.done:
             return
-        if kind in ("execution_start", "progress_state", "execution_cached"):
-            prompt.running = True
+        if kind == "execution_start":
+            self._started(prompt)
+            prompt.watched_on = epoch
+        elif kind in ("progress_state", "execution_cached"):
+            self._started(prompt)
+        elif kind == "executed":
+            self._started(prompt)
+            output = data.get("output")
+            if isinstance(output, dict):
+                prompt.outputs[str(data.get("node"))] = output
         elif kind == "executing":
-            prompt.running = True
+            self._started(prompt)
             if data.get("node") is None:  # the legacy "done" marker: history is written
                 prompt.written = True
         elif kind == "progress":
-            prompt.running = True
+            self._started(prompt)
             prompt.value, prompt.maximum = int(data.get("value", 0)), int(data.get("max", 0))
             self._report(progress)
         elif kind in _ENDED:
             prompt.ended_at = asyncio.get_running_loop().time()
+            if kind == "execution_success" and prompt.watched_on == epoch:
+                prompt.succeeded = not prompt.stopped
             if kind == "execution_error" and not prompt.stopped:
                 raise execution_failure(data, prompt.id)
+
+    @staticmethod
+    def _started(prompt: PromptRun) -> None:
+        prompt.running = True
+        if prompt.started_at is None:
+            prompt.started_at = asyncio.get_running_loop().time()
+
+    async def _check_deadlines(self, now: float) -> None:
+        """A prompt may run `prompt_timeout` from when ComfyUI starts it (time queued
+        behind other prompts, easel's or other clients', does not count) and wait
+        `queue_timeout` from its post for that start. Past either, the call fails with 504
+        and its prompts are stopped (interrupted, or deleted from the queue)."""
+        options = self.options
+        for prompt in self._unfinished():
+            if prompt.ended_at is not None:
+                continue  # ended: only its history entry is awaited
+            if prompt.started_at is not None:
+                if now - prompt.started_at > options.prompt_timeout:
+                    raise GatewayTimeout(
+                        f"ComfyUI ran a prompt of workflow {self.workflow.name!r} for more "
+                        f"than {options.prompt_timeout:g}s (EASEL_COMFYUI_PROMPT_TIMEOUT)"
+                    )
+            elif now - prompt.posted_at > options.queue_timeout:
+                # Its start may have gone unseen (a socket that dropped): ask ComfyUI.
+                if await self.client.is_running(prompt.id):
+                    self._started(prompt)
+                    continue
+                await self._check_history(prompt, lost_if_absent=False)
+                if not prompt.done:
+                    raise GatewayTimeout(
+                        f"ComfyUI did not start a prompt of workflow {self.workflow.name!r} "
+                        f"within {options.queue_timeout:g}s of queueing it "
+                        "(EASEL_COMFYUI_QUEUE_TIMEOUT)"
+                    )
 
     def _report(self, progress: ProgressFn) -> None:
         live = [p for p in self.prompts if not p.stopped]
@@ -260,7 +335,7 @@ class CallRun:
             raise execution_failure(errors[-1] if errors else {}, prompt.id)
         prompt.done = True
 
-    async def _fetch_outputs(self, outputs: dict[str, Any]) -> list[Image.Image]:
+    async def _fetch_outputs(self, outputs: dict[str, Any]) -> list[OutputImage]:
         wanted = self.workflow.output_nodes()
         files = [
             image
@@ -270,12 +345,14 @@ class CallRun:
         ]
         if wanted is None and any(f.get("type") == "output" for f in files):
             files = [f for f in files if f.get("type") == "output"]  # not the previews
-        images = []
+        images: list[OutputImage] = []
         for file in files:
-            data = await self.client.view(
-                str(file["filename"]), str(file.get("subfolder", "")), str(file.get("type"))
-            )
-            images.append(await asyncio.to_thread(_decode, data))
+            name, folder = str(file["filename"]), str(file.get("subfolder", ""))
+            data = await self.client.view(name, folder, str(file.get("type")))
+            # A PNG (SaveImage's) goes on as it came, its header read, never its pixels;
+            # anything else is decoded, off the event loop.
+            passed = passed_png(data, name)
+            images.append(passed if passed is not None else await asyncio.to_thread(_decode, data))
         return images
 
     # ---- stopping ------------------------------------------------------------------------

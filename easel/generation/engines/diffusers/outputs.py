@@ -8,9 +8,10 @@ from PIL import Image
 
 from easel.generation.engines.base import EngineItem
 from easel.generation.engines.diffusers.calls import first_images
+from easel.generation.engines.encoded import OutputImage
 
 
-def per_item(flat: Sequence[Image.Image], items: list[EngineItem]) -> list[list[Image.Image]]:
+def per_item(flat: Sequence[Image.Image], items: list[EngineItem]) -> list[list[OutputImage]]:
     """`num_images` images for each item, in the order the items were given."""
     return [
         list(flat[start : start + item.num_images])
