@@ -6,7 +6,7 @@ reaching into untyped `app.state` attributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from fastapi import FastAPI, Request
@@ -27,8 +27,10 @@ def container_in(scope: Scope, kind: type[T]) -> T:
     return container
 
 
-def container_of(kind: type[T]) -> Callable[[Request], T]:
-    def get(request: Request) -> T:
+def container_of(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    # Async, though it awaits nothing: FastAPI runs a plain function dependency in its
+    # thread pool, a thread hop on every request of every route that reads its container.
+    async def get(request: Request) -> T:
         return container_in(request.scope, kind)
 
     get.__name__ = f"get_{kind.__name__}"

@@ -144,7 +144,9 @@ class DiffusersEngine:
             return
         if self.load_mode == "startup":
             # In the background: the service answers health (degraded: loading) meanwhile,
-            # and requests wait for the model rather than fail.
+            # and requests wait for the model rather than fail. Loading from now on, not
+            # from when the task first runs: a health check may come before that.
+            self.loading.add(self.default_model)
             self._background = asyncio.create_task(self._quietly_load(self.default_model))
 
     async def _quietly_load(self, name: str) -> None:
@@ -152,6 +154,8 @@ class DiffusersEngine:
             await self.ensure_loaded(name)
         except ServiceUnavailable:
             pass  # recorded in self.errors, reported by health
+        finally:
+            self.loading.discard(name)  # loaded or failed (the load itself marks it too)
 
     async def close(self) -> None:
         if self._background is not None:
