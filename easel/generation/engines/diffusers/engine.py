@@ -304,6 +304,10 @@ class DiffusersEngine:
         self.loading.add(name)
         try:
             loaded = self.loader(name, self.models[name], options)
+            self.errors.pop(name, None)
+            self.not_cached.discard(name)
+            # Loaded before it stops being loading: health never sees it as neither.
+            self.loaded[name] = loaded
         except ModelNotCached as exc:
             # Expected without a network: one line that says what to do, no traceback.
             self.errors[name] = str(exc)
@@ -315,8 +319,6 @@ class DiffusersEngine:
             raise ServiceUnavailable(self.errors[name]) from exc
         finally:
             self.loading.discard(name)
-        self.errors.pop(name, None)
-        self.not_cached.discard(name)
         return loaded
 
     def _record_failure(self, name: str, exc: Exception) -> None:
